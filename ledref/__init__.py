@@ -1,0 +1,16 @@
+"""ledref: a forward-only LED (Longformer-Encoder-Decoder) on the Python Array API, tensor for tensor
+equal to transformers, for teaching, attention analysis and as an oracle for other implementations."""
+
+from .backend import to_numpy
+from .config import LEDConfig
+from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, InputError, LedrefError
+from .model import (LEDForConditionalGeneration, LEDForQuestionAnswering, LEDForSequenceClassification, LEDModel,
+                    LEDPreTrainedModel, shift_tokens_right)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LEDConfig", "LEDModel", "LEDForConditionalGeneration", "LEDForQuestionAnswering",
+    "LEDForSequenceClassification", "LEDPreTrainedModel", "shift_tokens_right", "to_numpy",
+    "LedrefError", "ConfigError", "CheckpointError", "CheckpointNotFoundError", "InputError",
+]

@@ -1,0 +1,64 @@
+"""Where arrays live. The model code never asks which backend it runs on; this module is the one place
+that knows the backends by name and moves arrays between NumPy (where checkpoints are read) and them."""
+
+import importlib
+
+import numpy as np
+from array_api_compat import array_namespace, is_array_api_obj
+
+from .errors import InputError, LedrefError
+
+BACKENDS = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_strict",
+            "cupy": "array_api_compat.cupy"}
+
+
+def namespace(name):
+    """The Array API namespace of a backend given by name."""
+    if name not in BACKENDS:
+        raise LedrefError(f"backend={name!r} is not supported; expected one of {sorted(BACKENDS)}")
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ImportError as e:
+        raise LedrefError(f"backend={name!r} needs a package that is not installed ({e}); "
+                          f"for cupy: pip install 'ledref[gpu]'") from None
+
+
+def namespace_name(xp):
+    name = xp.__name__
+    return {"array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.cupy": "cupy",
+            "cupy": "cupy"}.get(name, name)
+
+
+def to_namespace(tree, xp):
+    """NumPy arrays (nested in dicts and lists) -> the same tree of xp arrays."""
+    if isinstance(tree, dict):
+        return {k: to_namespace(v, xp) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [to_namespace(v, xp) for v in tree]
+    return xp.asarray(tree)
+
+
+def to_numpy(a):
+    """Any backend's array (or a tuple/list of them, or None) -> NumPy."""
+    if a is None:
+        return None
+    if isinstance(a, (tuple, list)):
+        return type(a)(to_numpy(v) for v in a)
+    if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
+        return a.get()
+    if isinstance(a, np.ndarray):
+        return a
+    return np.from_dlpack(a)
+
+
+def input_namespace(values, default):
+    """The namespace of the array arguments of a call (all must share one), else `default`."""
+    found = {}
+    for name, value in values.items():
+        if value is not None and is_array_api_obj(value):
+            found[name] = array_namespace(value)
+    names = {namespace_name(xp) for xp in found.values()}
+    if len(names) > 1:
+        detail = ", ".join(f"{k}: {namespace_name(xp)}" for k, xp in found.items())
+        raise InputError(f"arguments come from different array backends ({detail}); expected one backend")
+    return next(iter(found.values())) if found else default

@@ -1,0 +1,149 @@
+"""LEDConfig: the fields of a transformers `config.json` that the forward pass uses, validated."""
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+
+from .errors import CheckpointNotFoundError, ConfigError
+from .functional import ACTIVATIONS
+
+# transformers' LEDConfig.attribute_map: alias -> field
+ALIASES = {
+    "hidden_size": "d_model",
+    "num_attention_heads": "encoder_attention_heads",
+    "num_hidden_layers": "encoder_layers",
+    "attention_probs_dropout_prob": "attention_dropout",
+    "initializer_range": "init_std",
+}
+
+
+@dataclass
+class LEDConfig:
+    """Model shape and special tokens, with transformers' defaults (those of led-large-16384).
+
+    `attention_window` is always a list, one even window per encoder layer, after construction.
+    Fields transformers writes but the forward pass does not use (dropouts, init_std, ...) are kept
+    in `extra` so that `to_dict()` gives back what was read.
+    """
+
+    vocab_size: int = 50265
+    d_model: int = 1024
+    encoder_layers: int = 12
+    decoder_layers: int = 12
+    encoder_attention_heads: int = 16
+    decoder_attention_heads: int = 16
+    encoder_ffn_dim: int = 4096
+    decoder_ffn_dim: int = 4096
+    activation_function: str = "gelu"
+    max_encoder_position_embeddings: int = 16384
+    max_decoder_position_embeddings: int = 1024
+    attention_window: list = 512
+    pad_token_id: int = 1
+    bos_token_id: int = 0
+    eos_token_id: int = 2
+    decoder_start_token_id: int = 2
+    num_labels: int = 2
+    problem_type: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
+                     "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim",
+                     "max_encoder_position_embeddings", "max_decoder_position_embeddings", "num_labels"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
+            _check_int(name, getattr(self, name), minimum=0, below=self.vocab_size)
+        for name in ("encoder_attention_heads", "decoder_attention_heads"):
+            if self.d_model % getattr(self, name):
+                raise ConfigError(f"config field d_model={self.d_model} is not divisible by "
+                                  f"{name}={getattr(self, name)}; expected d_model to be a multiple of it")
+        if self.activation_function not in ACTIVATIONS:
+            raise ConfigError(f"config field activation_function={self.activation_function!r} is not supported; "
+                              f"expected one of {sorted(ACTIVATIONS)}")
+        window = self.attention_window
+        if isinstance(window, int) and not isinstance(window, bool):
+            _check_window("attention_window", window)
+            window = [window] * self.encoder_layers
+        elif isinstance(window, (list, tuple)):
+            if len(window) != self.encoder_layers:
+                raise ConfigError(f"config field attention_window has {len(window)} entries; expected one per "
+                                  f"encoder layer, encoder_layers={self.encoder_layers}")
+            for i, w in enumerate(window):
+                _check_window(f"attention_window[{i}]", w)
+            window = list(window)
+        else:
+            raise ConfigError(f"config field attention_window={window!r}; expected an even positive int "
+                              f"or a list of them, one per encoder layer")
+        self.attention_window = window
+        if self.problem_type not in (None, "regression", "single_label_classification",
+                                     "multi_label_classification"):
+            raise ConfigError(f"config field problem_type={self.problem_type!r} is not one of regression, "
+                              f"single_label_classification, multi_label_classification")
+
+    # transformers' attribute aliases
+    hidden_size = property(lambda self: self.d_model)
+    num_attention_heads = property(lambda self: self.encoder_attention_heads)
+    num_hidden_layers = property(lambda self: self.encoder_layers)
+
+    @property
+    def max_attention_window(self):
+        """The length inputs are padded to a multiple of (the largest layer window)."""
+        return max(self.attention_window)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build from a dict as in config.json; aliases are accepted, unknown fields kept in `extra`."""
+        d = dict(d)
+        if d.get("model_type", "led") != "led":
+            raise ConfigError(f"config field model_type={d['model_type']!r}; expected 'led'")
+        for alias, name in ALIASES.items():
+            if alias in d:
+                value = d.pop(alias)
+                if name in d and d[name] != value:
+                    raise ConfigError(f"config fields {alias}={value!r} and {name}={d[name]!r} disagree")
+                d[name] = value
+        if "id2label" in d:
+            d["num_labels"] = len(d["id2label"])
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs["extra"] = {k: v for k, v in d.items() if k not in known}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json_file(cls, path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise CheckpointNotFoundError(f"config file {path} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"config file {path} holds a {type(d).__name__}; expected a JSON object")
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Read `config.json` from a checkpoint directory (or the file itself)."""
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "config.json")
+        return cls.from_json_file(path)
+
+    def to_dict(self):
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        d.update(self.extra)
+        d["model_type"] = "led"
+        return d
+
+
+def _check_int(name, value, minimum, below=None):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (below is not None
+                                                                                   and value >= below):
+        expected = f"an int >= {minimum}" + (f" and < {below}" if below is not None else "")
+        raise ConfigError(f"config field {name}={value!r}; expected {expected}")
+
+
+def _check_window(name, w):
+    if not isinstance(w, int) or isinstance(w, bool) or w <= 0 or w % 2:
+        raise ConfigError(f"config field {name}={w!r}; expected an even positive int (the two-sided window)")

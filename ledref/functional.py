@@ -1,0 +1,117 @@
+"""Building blocks with Array API operations only: linear, layer norm, softmax, activations.
+
+Every function takes arrays of any Array API backend and returns arrays of the same backend.
+"""
+
+import math
+
+from array_api_compat import array_namespace
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias. weight is (out, in) as in the checkpoint."""
+    xp = array_namespace(x)
+    y = x @ xp.matrix_transpose(weight)  # [..., in] -> [..., out]
+    return y if bias is None else y + bias
+
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    """LayerNorm over the last axis (biased variance, as torch)."""
+    xp = array_namespace(x)
+    mean = xp.mean(x, axis=-1, keepdims=True)
+    var = xp.var(x, axis=-1, keepdims=True)
+    return (x - mean) / xp.sqrt(var + eps) * weight + bias
+
+
+def softmax(x, axis=-1):
+    xp = array_namespace(x)
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    xp = array_namespace(x)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def finfo_min(x):
+    """The most negative finite value of x's dtype: transformers' mask value."""
+    return array_namespace(x).finfo(x.dtype).min
+
+
+# Chebyshev coefficients of P in erfc(z) = t * exp(-z**2 + P(t)), t = 1 / (1 + z/2), z >= 0, series in
+# u = 2t - 1 on [-1, 1]. Fitted by scripts/fit_erfc.py; 28 terms give |error| < 5e-16, 14 give < 1e-8.
+ERFC_CHEBYSHEV = (
+    -0.6513268598908547, 0.6419697923564902, 0.019476473204185836, -0.009561514786808632,
+    -0.0009465953444820369, 0.00036683949785276145, 4.252332480690777e-05, -2.0278578112534242e-05,
+    -1.6242900046470256e-06, 1.3036558355805232e-06, 1.5626441722066142e-08, -8.523809591492654e-08,
+    6.5290544390988515e-09, 5.059343495551469e-09, -9.91364156493033e-10, -2.273651222931836e-10,
+    9.646791102015527e-11, 2.3940380830391146e-12, -6.886027526497553e-12, 8.944879273090725e-13,
+    3.130921399342958e-13, -1.1270822361367252e-13, 3.810905255189232e-16, 7.106097613609237e-15,
+    -1.5230282014571041e-15, -9.457494571291254e-17, 1.210237189224273e-16, -2.816663087746774e-17,
+)
+
+
+def erfc(x):
+    """Complementary error function (the Array API standard has none), to the precision of x's dtype."""
+    xp = array_namespace(x)
+    n_terms = 28 if x.dtype == xp.float64 else 14
+    z = xp.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    u = 2.0 * t - 1.0
+    b1, b2 = xp.zeros_like(u), xp.zeros_like(u)  # Clenshaw recurrence for sum c_k T_k(u)
+    for c in ERFC_CHEBYSHEV[n_terms - 1:0:-1]:
+        b1, b2 = 2.0 * u * b1 - b2 + c, b1
+    p = u * b1 - b2 + ERFC_CHEBYSHEV[0]
+    r = t * xp.exp(p - z * z)
+    return xp.where(x < 0, 2.0 - r, r)
+
+
+def _sigmoid(x):
+    xp = array_namespace(x)
+    return 0.5 * (1.0 + xp.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def gelu(x):
+    """Exact GELU, x * Phi(x), written with erfc so that large negative x keep their relative precision."""
+    return 0.5 * x * erfc(-x / math.sqrt(2.0))
+
+
+def gelu_tanh(x):
+    """The tanh approximation of GELU (transformers' gelu_new and gelu_pytorch_tanh)."""
+    xp = array_namespace(x)
+    return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
+def gelu_fast(x):
+    xp = array_namespace(x)
+    return 0.5 * x * (1.0 + xp.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def relu(x):
+    xp = array_namespace(x)
+    return xp.where(x > 0, x, xp.zeros_like(x))
+
+
+def mish(x):
+    xp = array_namespace(x)
+    return x * xp.tanh(xp.logaddexp(xp.zeros_like(x), x))
+
+
+ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_python": gelu,
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "gelu_fast": gelu_fast,
+    "quick_gelu": lambda x: x * _sigmoid(1.702 * x),
+    "relu": relu,
+    "relu6": lambda x: array_namespace(x).clip(x, 0.0, 6.0),
+    "silu": lambda x: x * _sigmoid(x),
+    "swish": lambda x: x * _sigmoid(x),
+    "sigmoid": _sigmoid,
+    "tanh": lambda x: array_namespace(x).tanh(x),
+    "mish": mish,
+    "linear": lambda x: x,
+}

@@ -1,0 +1,435 @@
+"""The LED forward pass: encoder, decoder, heads, and the four model classes.
+
+Functions take the checkpoint's weights as nested dicts (`**layer` hands `fc1`, `fc2`, ... to a layer),
+so a parameter's name here is its name in the file. Shapes: B batch, L input length, Lp padded length,
+T decoder length, D model dim, H heads, d head dim, V vocabulary.
+"""
+
+import math
+
+from array_api_compat import array_namespace, device
+
+from . import inputs
+from .attention import SELF_ATTENTION, decoder_attention, global_slots
+from .backend import input_namespace, namespace, namespace_name, to_namespace
+from .checkpoint import load_params
+from .config import LEDConfig
+from .errors import InputError, LedrefError
+from .functional import ACTIVATIONS, finfo_min, layer_norm, linear, log_softmax
+from .outputs import (LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
+                      LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput)
+
+DTYPES = ("float32", "float64")
+
+
+# ---------------------------------------------------------------------------------------------- encoder
+
+def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attentions,
+                  self_attn, self_attn_layer_norm, fc1, fc2, final_layer_norm):
+    """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs"""
+    a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads, output_attentions=output_attentions,
+                                       **self_attn["longformer_self_attn"])
+    h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
+    h = layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
+    return h, probs, global_probs
+
+
+def encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
+            output_hidden_states=False):
+    """input_ids [B, L], mask [B, L] merged (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
+
+    Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, unpads
+    everything but `global_attentions`, which transformers returns at the padded length.
+    """
+    xp = array_namespace(input_ids)
+    enc, shared = params["encoder"], params["shared"]["weight"]
+    b, length = input_ids.shape
+    padded = math.ceil(length / config.max_attention_window) * config.max_attention_window
+    fill = padded - length
+    if fill:
+        input_ids = xp.concat([input_ids, xp.full((b, fill), config.pad_token_id, dtype=input_ids.dtype,
+                                                  device=device(input_ids))], axis=1)
+        mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
+    h = xp.reshape(xp.take(shared, xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))  # [B, Lp, D]
+    h = layer_norm(h + enc["embed_positions"]["weight"][:padded, :], **enc["layernorm_embedding"])
+    slots = global_slots(mask)
+    act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
+    hidden, attentions, global_attentions = [], [], []
+    for layer, window in zip(enc["layers"], config.attention_window):
+        hidden.append(h)
+        h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
+                                               attention, output_attentions, **layer)
+        attentions.append(probs)
+        global_attentions.append(global_probs)
+    hidden.append(h)
+    return LEDEncoderBaseModelOutput(
+        last_hidden_state=h[:, :length, :],
+        hidden_states=tuple(s[:, :length, :] for s in hidden) if output_hidden_states else None,
+        attentions=tuple(p[:, :, :length, :] for p in attentions) if output_attentions else None,
+        global_attentions=tuple(global_attentions) if output_attentions and slots[2] else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- decoder
+
+def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past,
+                  self_attn, self_attn_layer_norm, encoder_attn, encoder_attn_layer_norm, fc1, fc2,
+                  final_layer_norm):
+    """One post-LN decoder layer. past: (self k, self v, cross k, cross v) or None.
+    Returns h [B, T, D], self probs, cross probs, the layer's new cache entry."""
+    a, self_probs, (k, v) = decoder_attention(h, h, n_heads, additive_mask=self_mask,
+                                              past=None if past is None else past[:2], **self_attn)
+    h = layer_norm(h + a, **self_attn_layer_norm)
+    a, cross_probs, (ck, cv) = decoder_attention(h, None if past is not None else enc_h, n_heads,
+                                                 additive_mask=cross_mask,
+                                                 past=None if past is None else past[2:], **encoder_attn)
+    h = layer_norm(h + a, **encoder_attn_layer_norm)
+    h = layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
+    return h, self_probs, cross_probs, (k, v, ck, cv)
+
+
+def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
+            decoder_attention_mask=None, past_key_values=None, output_attentions=False,
+            output_hidden_states=False):
+    """decoder_input_ids [B, T] attending to encoder_hidden_states [B, L, D].
+
+    decoder_attention_mask covers past and new tokens [B, past + T]; encoder_attention_mask [B, L].
+    Masks are additive (0 or the dtype's finfo.min), as transformers' eager attention.
+    Returns (h [B, T, D], hidden states, self probs, cross probs, cache).
+    """
+    xp = array_namespace(decoder_input_ids)
+    dec, shared = params["decoder"], params["shared"]["weight"]
+    b, t = decoder_input_ids.shape
+    past_len = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+    h = xp.reshape(xp.take(shared, xp.reshape(decoder_input_ids, (-1,)), axis=0), (b, t, -1))  # [B, T, D]
+    h = layer_norm(h + dec["embed_positions"]["weight"][past_len:past_len + t, :], **dec["layernorm_embedding"])
+    neg = finfo_min(h)
+    zero = xp.zeros((), dtype=h.dtype, device=device(h))
+    query_pos = xp.arange(past_len, past_len + t, device=device(h))
+    key_pos = xp.arange(past_len + t, device=device(h))
+    allowed = (key_pos[None, :] <= query_pos[:, None])[None, None, :, :]  # [1, 1, T, past + T] causal
+    if decoder_attention_mask is not None:
+        allowed = allowed & (decoder_attention_mask == 1)[:, None, None, :]
+    self_mask = xp.where(allowed, zero, neg)
+    cross_mask = None
+    if encoder_attention_mask is not None:
+        cross_mask = xp.where((encoder_attention_mask == 1)[:, None, None, :], zero, neg)  # [B, 1, 1, L]
+    act = ACTIVATIONS[config.activation_function]
+    hidden, self_attns, cross_attns, cache = [], [], [], []
+    for i, layer in enumerate(dec["layers"]):
+        hidden.append(h)
+        past = None if past_key_values is None else past_key_values[i]
+        h, self_probs, cross_probs, entry = decoder_layer(h, encoder_hidden_states, self_mask, cross_mask,
+                                                          config.decoder_attention_heads, act, past, **layer)
+        self_attns.append(self_probs)
+        cross_attns.append(cross_probs)
+        cache.append(entry)
+    hidden.append(h)
+    return (h, tuple(hidden) if output_hidden_states else None,
+            tuple(self_attns) if output_attentions else None,
+            tuple(cross_attns) if output_attentions else None, tuple(cache))
+
+
+def shift_tokens_right(ids, pad_token_id, decoder_start_token_id):
+    """[start, ids[:, :-1]] with -100 replaced by the pad id: decoder inputs from labels or input_ids."""
+    xp = array_namespace(ids)
+    start = xp.full((ids.shape[0], 1), decoder_start_token_id, dtype=ids.dtype, device=device(ids))
+    shifted = xp.concat([start, ids[:, :-1]], axis=1)
+    return xp.where(shifted == -100, xp.full_like(shifted, pad_token_id), shifted)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+def cross_entropy(logits, labels, ignore_index=-100):
+    """Mean cross-entropy over the labels that are not ignore_index (NaN when all are), as torch.
+    logits [N, C], labels [N]."""
+    xp = array_namespace(logits)
+    valid = labels != ignore_index
+    safe = xp.where(valid, labels, xp.zeros_like(labels))
+    picked = xp.take_along_axis(log_softmax(logits), safe[:, None], axis=-1)[:, 0]
+    total = -xp.sum(xp.where(valid, picked, xp.zeros_like(picked)))
+    return total / xp.astype(xp.sum(xp.astype(valid, xp.int64)), logits.dtype)
+
+
+# ---------------------------------------------------------------------------------------------- classes
+
+class LEDPreTrainedModel:
+    """Weights, config and the backend they live on. Subclasses add a head and its outputs.
+
+    `from_pretrained(path, dtype="float32" | "float64", attn_implementation="band" | "dense",
+    backend=None | "numpy" | "array_api_strict" | "cupy")`. With backend=None the weights stay in NumPy
+    and follow the inputs: a call with arrays of another backend gets the weights converted to it once.
+    Inputs given as nested lists or NumPy arrays go to the model's backend; outputs are arrays of the
+    inputs' backend.
+    """
+
+    head = None
+    output_class = LEDSeq2SeqModelOutput
+
+    def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
+        if dtype not in DTYPES:
+            raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
+        if attn_implementation not in SELF_ATTENTION:
+            raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(SELF_ATTENTION)}")
+        self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
+        self.default_xp = namespace(backend or "numpy")
+        self._params = {}
+        self._host_params = params
+        self._params_for(self.default_xp)
+
+    @classmethod
+    def from_pretrained(cls, path, dtype="float32", attn_implementation="band", backend=None):
+        """Load config.json and safetensors weights from a directory laid out like a Hugging Face repo."""
+        if dtype not in DTYPES:
+            raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
+        config = LEDConfig.from_pretrained(path)
+        params = load_params(path, config, head=cls.head, dtype=dtype)
+        return cls(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
+
+    def _params_for(self, xp):
+        name = namespace_name(xp)
+        if name not in self._params:
+            self._params[name] = to_namespace(self._host_params, xp)
+        return self._params[name]
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    @property
+    def encoder(self):
+        """The encoder alone: `model.encoder(input_ids, attention_mask, global_attention_mask, ...)`."""
+        return LEDEncoder(self)
+
+    # -- argument handling shared by every head
+
+    def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
+                output_attentions, output_hidden_states):
+        """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
+        config = self.config
+        if encoder_outputs is not None:
+            if not isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
+                first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
+                encoder_outputs = LEDEncoderBaseModelOutput(last_hidden_state=first)
+            state = encoder_outputs.last_hidden_state
+            if state.ndim != 3 or state.shape[-1] != config.d_model:
+                raise InputError(f"encoder_outputs.last_hidden_state has shape {tuple(state.shape)}; "
+                                 f"expected (batch, length, {config.d_model})")
+            shape = tuple(state.shape[:2])
+            if input_ids is not None:
+                input_ids = inputs.token_ids(input_ids, xp, "input_ids", config.vocab_size)
+            if attention_mask is not None:
+                attention_mask = inputs.binary_mask(attention_mask, xp, "attention_mask", shape)
+            return input_ids, attention_mask, encoder_outputs
+        if input_ids is None:
+            raise InputError("input_ids is None; expected token ids of shape (batch, length) "
+                             "(or encoder_outputs)")
+        input_ids = inputs.token_ids(input_ids, xp, "input_ids", config.vocab_size)
+        shape = tuple(input_ids.shape)
+        padded = math.ceil(shape[1] / config.max_attention_window) * config.max_attention_window
+        if padded > config.max_encoder_position_embeddings:
+            raise InputError(f"input_ids has length {shape[1]}, padded to {padded} (a multiple of the window "
+                             f"{config.max_attention_window}); expected at most "
+                             f"max_encoder_position_embeddings={config.max_encoder_position_embeddings}")
+        mask = xp.ones(shape, dtype=xp.int64, device=device(input_ids))
+        if attention_mask is not None:
+            attention_mask = inputs.binary_mask(attention_mask, xp, "attention_mask", shape)
+            mask = attention_mask
+        if global_attention_mask is not None:
+            mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
+        out = encoder(params, config, input_ids, mask, self.attn_implementation,
+                      output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        return input_ids, attention_mask, out
+
+    def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
+                 decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
+                 output_attentions=False, output_hidden_states=False, labels=None, extra=None):
+        """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras)."""
+        config = self.config
+        args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                    decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
+                    labels=labels, **(extra or {}))
+        xp = input_namespace(args, self.default_xp)
+        params = self._params_for(xp)
+        input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
+                                                      encoder_outputs, output_attentions, output_hidden_states)
+        batch = enc.last_hidden_state.shape[0]
+        if labels is not None:
+            labels = inputs.token_ids(labels, xp, "labels", config.vocab_size, batch, ignore_index=-100)
+        past_len = self._check_past(past_key_values, batch)
+        if decoder_input_ids is None:
+            source = labels if labels is not None else input_ids
+            if source is None:
+                raise InputError("decoder_input_ids is None and there are no labels or input_ids to derive them from")
+            decoder_input_ids = shift_tokens_right(source, config.pad_token_id, config.decoder_start_token_id)
+        decoder_input_ids = inputs.token_ids(decoder_input_ids, xp, "decoder_input_ids", config.vocab_size, batch)
+        t = decoder_input_ids.shape[1]
+        if past_len + t > config.max_decoder_position_embeddings:
+            raise InputError(f"decoder positions reach {past_len + t} (past {past_len} + decoder_input_ids {t}); "
+                             f"expected at most max_decoder_position_embeddings={config.max_decoder_position_embeddings}")
+        if decoder_attention_mask is not None:
+            decoder_attention_mask = inputs.binary_mask(decoder_attention_mask, xp, "decoder_attention_mask",
+                                                        (batch, past_len + t))
+        h, hidden, self_attns, cross_attns, cache = decoder(
+            params, config, decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
+            past_key_values, output_attentions, output_hidden_states)
+        out = LEDSeq2SeqModelOutput(
+            last_hidden_state=h, past_key_values=cache if use_cache else None, decoder_hidden_states=hidden,
+            decoder_attentions=self_attns, cross_attentions=cross_attns,
+            encoder_last_hidden_state=enc.last_hidden_state, encoder_hidden_states=enc.hidden_states,
+            encoder_attentions=enc.attentions, encoder_global_attentions=enc.global_attentions)
+        return xp, params, h, out, dict(input_ids=input_ids, labels=labels, decoder_input_ids=decoder_input_ids)
+
+    def _check_past(self, past_key_values, batch):
+        if past_key_values is None:
+            return 0
+        config = self.config
+        d = config.d_model // config.decoder_attention_heads
+        if len(past_key_values) != config.decoder_layers or any(len(entry) != 4 for entry in past_key_values):
+            raise InputError(f"past_key_values must hold {config.decoder_layers} entries (one per decoder layer) "
+                             f"of 4 arrays (self k, self v, cross k, cross v), as returned with use_cache=True")
+        past_len = past_key_values[0][0].shape[2]
+        for i, entry in enumerate(past_key_values):
+            for j, a in enumerate(entry):
+                if (a.ndim != 4 or a.shape[0] != batch or a.shape[1] != config.decoder_attention_heads
+                        or a.shape[3] != d or (j < 2 and a.shape[2] != past_len)):
+                    raise InputError(f"past_key_values[{i}][{j}] has shape {tuple(a.shape)}; expected "
+                                     f"({batch}, {config.decoder_attention_heads}, length, {d})")
+        return past_len
+
+    @staticmethod
+    def _fields(out):
+        return {k: getattr(out, k) for k in ("past_key_values", "decoder_hidden_states", "decoder_attentions",
+                                             "cross_attentions", "encoder_last_hidden_state",
+                                             "encoder_hidden_states", "encoder_attentions",
+                                             "encoder_global_attentions")}
+
+
+class LEDEncoder:
+    """`model.encoder`: the encoder of a loaded model, called on its own."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, input_ids, attention_mask=None, global_attention_mask=None, output_attentions=False,
+                 output_hidden_states=False):
+        model = self.model
+        args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
+        xp = input_namespace(args, model.default_xp)
+        return model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
+                             output_attentions, output_hidden_states)[2]
+
+
+class LEDModel(LEDPreTrainedModel):
+    """The bare encoder-decoder: `last_hidden_state` is the decoder's output."""
+
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
+                output_attentions=False, output_hidden_states=False):
+        return self._seq2seq(input_ids, attention_mask, global_attention_mask, decoder_input_ids,
+                             decoder_attention_mask, encoder_outputs, past_key_values, use_cache,
+                             output_attentions, output_hidden_states)[3]
+
+
+class LEDForConditionalGeneration(LEDPreTrainedModel):
+    """LED with the language-modelling head: logits = h @ shared.T + final_logits_bias."""
+
+    head = "lm"
+
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
+                output_attentions=False, output_hidden_states=False, labels=None):
+        xp, params, h, out, checked = self._seq2seq(
+            input_ids, attention_mask, global_attention_mask, decoder_input_ids, decoder_attention_mask,
+            encoder_outputs, past_key_values, use_cache, output_attentions, output_hidden_states, labels)
+        logits = h @ xp.matrix_transpose(params["shared"]["weight"]) + params["final_logits_bias"]  # [B, T, V]
+        loss = None
+        if checked["labels"] is not None:
+            labels = checked["labels"]
+            if tuple(labels.shape) != tuple(logits.shape[:2]):
+                raise InputError(f"labels has shape {tuple(labels.shape)}; expected {tuple(logits.shape[:2])} "
+                                 f"(batch, decoder length)")
+            loss = cross_entropy(xp.reshape(logits, (-1, logits.shape[-1])), xp.reshape(labels, (-1,)))
+        return LEDSeq2SeqLMOutput(loss=loss, logits=logits, **self._fields(out))
+
+
+class LEDForQuestionAnswering(LEDPreTrainedModel):
+    """Span extraction on the decoder output: qa_outputs -> start_logits, end_logits [B, T]."""
+
+    head = "qa"
+
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
+                output_attentions=False, output_hidden_states=False, start_positions=None, end_positions=None):
+        extra = dict(start_positions=start_positions, end_positions=end_positions)
+        xp, params, h, out, _ = self._seq2seq(
+            input_ids, attention_mask, global_attention_mask, decoder_input_ids, decoder_attention_mask,
+            encoder_outputs, past_key_values, use_cache, output_attentions, output_hidden_states, extra=extra)
+        logits = linear(h, **params["qa_outputs"])  # [B, T, 2]
+        start_logits, end_logits = logits[..., 0], logits[..., 1]
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            batch, t = start_logits.shape
+            # as transformers: positions outside the sequence are clamped to T and then ignored
+            start = xp.clip(inputs.positions(start_positions, xp, "start_positions", batch), 0, t)
+            end = xp.clip(inputs.positions(end_positions, xp, "end_positions", batch), 0, t)
+            loss = (cross_entropy(start_logits, start, ignore_index=t)
+                    + cross_entropy(end_logits, end, ignore_index=t)) / 2
+        return LEDSeq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                                      **self._fields(out))
+
+
+class LEDForSequenceClassification(LEDPreTrainedModel):
+    """transformers 4.x semantics: the decoder state at the last eos of input_ids -> dense -> tanh -> out_proj.
+    Every row must hold the same number of eos tokens, and the decoder runs over the input length."""
+
+    head = "classification"
+
+    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
+                output_attentions=False, output_hidden_states=False, labels=None):
+        config = self.config
+        if input_ids is None:
+            raise InputError("input_ids is None; sequence classification needs them to find the eos tokens")
+        xp, params, h, out, checked = self._seq2seq(
+            input_ids, attention_mask, global_attention_mask, decoder_input_ids, decoder_attention_mask,
+            encoder_outputs, past_key_values, use_cache, output_attentions, output_hidden_states,
+            extra=dict(classification_labels=labels))
+        input_ids = checked["input_ids"]
+        if tuple(h.shape[:2]) != tuple(input_ids.shape):
+            raise InputError(f"decoder length {h.shape[1]} differs from input length {input_ids.shape[1]}; the "
+                             f"eos positions of input_ids index the decoder output")
+        is_eos = input_ids == config.eos_token_id
+        counts = xp.sum(xp.astype(is_eos, xp.int64), axis=1)
+        if bool(xp.any(counts != counts[0])) or int(counts[0]) == 0:
+            raise InputError(f"input_ids rows hold {[int(c) for c in counts]} eos tokens (id {config.eos_token_id}); "
+                             f"expected the same number, at least one, in every row")
+        positions = xp.arange(input_ids.shape[1], device=device(input_ids))
+        last = xp.max(xp.where(is_eos, positions[None, :], xp.full_like(input_ids, -1)), axis=1)  # [B]
+        sentence = xp.stack([h[i, int(last[i]), :] for i in range(h.shape[0])])  # [B, D]
+        head = params["classification_head"]
+        logits = linear(xp.tanh(linear(sentence, **head["dense"])), **head["out_proj"])  # [B, num_labels]
+        loss = None if labels is None else self._loss(xp, logits, labels)
+        return LEDSeq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **self._fields(out))
+
+    def _loss(self, xp, logits, labels):
+        """transformers' choice of loss: problem_type, else regression for one label, single-label
+        cross-entropy for integer labels, multi-label BCE-with-logits for float labels."""
+        labels = inputs.to_array(labels, xp, "labels")
+        n = self.config.num_labels
+        problem = self.config.problem_type
+        if problem is None:
+            problem = ("regression" if n == 1 else "single_label_classification"
+                       if xp.isdtype(labels.dtype, "integral") else "multi_label_classification")
+        if problem == "single_label_classification":
+            labels = xp.reshape(xp.astype(labels, xp.int64), (-1,))
+            if bool(xp.any((labels < 0) | (labels >= n))):
+                raise InputError(f"labels must be class indices in [0, {n})")
+            return cross_entropy(xp.reshape(logits, (-1, n)), labels)
+        labels = xp.astype(labels, logits.dtype)
+        if problem == "regression":
+            if n == 1:
+                logits, labels = xp.reshape(logits, (-1,)), xp.reshape(labels, (-1,))
+            return xp.mean((logits - labels) ** 2)
+        # multi-label: mean of max(x, 0) - x*y + log(1 + exp(-|x|))
+        return xp.mean(xp.maximum(logits, xp.zeros_like(logits)) - logits * labels
+                       + xp.log1p(xp.exp(-xp.abs(logits))))
