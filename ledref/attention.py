@@ -44,8 +44,8 @@ def global_slots(mask):
     is_global = mask == 2
     x = int(xp.max(xp.sum(xp.astype(is_global, xp.int64), axis=1)))
     positions = []
-    for row in is_global:
-        pos = xp.nonzero(row)[0]
+    for b in range(mask.shape[0]):
+        pos = xp.nonzero(is_global[b, ...])[0]
         fill = xp.zeros((x - pos.shape[0],), dtype=pos.dtype, device=device(mask))
         positions.append(xp.concat([pos, fill]))
     positions = xp.astype(xp.stack(positions), xp.int64)  # [B, x]

@@ -46,8 +46,8 @@ def to_numpy(a):
         return type(a)(to_numpy(v) for v in a)
     if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
         return a.get()
-    if isinstance(a, np.ndarray):
-        return a
+    if isinstance(a, (np.ndarray, np.generic)):
+        return np.asarray(a)
     return np.from_dlpack(a)
 
 

@@ -1,0 +1,176 @@
+"""Shared test machinery.
+
+- `backend`: every model-level test runs on NumPy and under array_api_strict.
+- `hf`: transformers and torch, or a skip; with CI=true a missing oracle is an error, never a skip.
+- `make_checkpoint`: a random LED built by transformers, every parameter randomised (LayerNorms and biases
+  too, so nothing hides behind zero init), saved with save_pretrained(safe_serialization=True).
+- `assert_close`: the tolerance of the parity tests, per tensor.
+"""
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+import ledref
+from ledref.backend import namespace
+
+CI = os.environ.get("CI", "").lower() == "true"
+BACKENDS = ["numpy", "array_api_strict"]
+
+
+def require(module):
+    """Import an oracle package; skip without it, except under CI=true where that is a failure."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if CI:
+            pytest.fail(f"CI=true but {module} cannot be imported ({e}); the parity tests must run in CI")
+        pytest.skip(f"{module} not installed")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def to_backend(a, backend):
+    """A NumPy array (or None) as an array of the named backend."""
+    return None if a is None else namespace(backend).asarray(np.asarray(a))
+
+
+def tolerance(reference, dtype):
+    """max |ours - HF| allowed for one tensor: 1e-4 (float32) or 1e-9 (float64) times max(1, max |HF|)."""
+    scale = max(1.0, float(np.max(np.abs(reference)))) if reference.size else 1.0
+    return (1e-4 if dtype == "float32" else 1e-9) * scale
+
+
+def assert_close(ours, reference, dtype, name=""):
+    ours, reference = ledref.to_numpy(ours), np.asarray(reference)
+    assert ours.shape == reference.shape, f"{name}: shape {ours.shape}, expected {reference.shape}"
+    assert ours.dtype == np.dtype(dtype), f"{name}: dtype {ours.dtype}, expected {dtype}"
+    err = float(np.max(np.abs(ours.astype(np.float64) - reference))) if ours.size else 0.0
+    assert err <= tolerance(reference, dtype), f"{name}: max |ours - ref| = {err:.3g} > {tolerance(reference, dtype):.3g}"
+    return err
+
+
+SMALL = dict(vocab_size=97, d_model=24, encoder_layers=2, decoder_layers=2, encoder_attention_heads=3,
+             decoder_attention_heads=3, encoder_ffn_dim=40, decoder_ffn_dim=40,
+             max_encoder_position_embeddings=160, max_decoder_position_embeddings=40, attention_window=8)
+
+
+def randomise(model, torch, seed):
+    """Every parameter drawn at random: weights N(0, 0.3^2), LayerNorm weights 1 + N(0, 0.3^2),
+    biases and final_logits_bias N(0, 0.3^2), embeddings N(0, 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+            if not p.dtype.is_floating_point:
+                continue
+            noise = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype)
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.3 * noise)
+            elif "embed" in name or "shared" in name:
+                p.copy_(noise)
+            else:
+                p.copy_(0.3 * noise)
+    return model
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint(tmp_path_factory):
+    """make_checkpoint(cls_name="LEDForConditionalGeneration", seed=0, **config) -> (HF model in eval mode,
+    checkpoint dir). Cached per arguments for the session."""
+    cache = {}
+
+    def make(cls_name="LEDForConditionalGeneration", seed=0, **overrides):
+        key = (cls_name, seed, tuple(sorted((k, str(v)) for k, v in overrides.items())))
+        if key not in cache:
+            torch = require("torch")
+            transformers = require("transformers")
+            settings = {**SMALL, **overrides, "dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.0}
+            torch.manual_seed(seed)
+            model = getattr(transformers, cls_name)(transformers.LEDConfig(**settings)).eval()
+            randomise(model, torch, seed)
+            path = tmp_path_factory.mktemp(cls_name)
+            model.save_pretrained(path, safe_serialization=True)
+            cache[key] = (model, path)
+        return cache[key]
+
+    return make
+
+
+class _Float64Softmax:
+    """transformers' encoder computes its softmax in float32 even for a float64 model
+    (`softmax(..., dtype=torch.float32)`), which caps it at float32 precision. To make it the float64
+    oracle, this context runs that softmax in the input's own dtype when the input is float64."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def __enter__(self):
+        functional = self.torch.nn.functional
+        self.original = original = functional.softmax
+
+        def softmax(x, dim=None, _stacklevel=3, dtype=None):
+            if dtype is not None and x.dtype == self.torch.float64:
+                dtype = None
+            return original(x, dim=dim, dtype=dtype)
+
+        functional.softmax = softmax
+
+    def __exit__(self, *exc):
+        self.torch.nn.functional.softmax = self.original
+
+
+def hf_model(model, dtype):
+    """The HF model in float32, or a float64 copy of it (cached on the model)."""
+    if dtype == "float32":
+        return model
+    if not hasattr(model, "_ledref_float64"):
+        import copy
+        model._ledref_float64 = copy.deepcopy(model).double()
+    return model._ledref_float64
+
+
+def hf_call(fn, dtype, **arrays):
+    """Call an HF model (or its encoder) on NumPy arguments: integer arrays become torch.long tensors."""
+    torch = require("torch")
+    kwargs = {}
+    for k, v in arrays.items():
+        if isinstance(v, np.ndarray):
+            v = torch.from_numpy(v.astype(np.int64) if v.dtype.kind in "iub" else v)
+        kwargs[k] = v
+    with torch.no_grad():
+        if dtype == "float64":
+            with _Float64Softmax(torch):
+                return fn(**kwargs)
+        return fn(**kwargs)
+
+
+def hf_cache(cache):
+    """transformers' EncoderDecoderCache as ledref's layout: per layer (self k, self v, cross k, cross v)."""
+    self_cache, cross_cache = cache.self_attention_cache, cache.cross_attention_cache
+    return [(s.keys, s.values, c.keys, c.values) for s, c in zip(self_cache.layers, cross_cache.layers)]
+
+
+def numpy_tree(x):
+    if x is None:
+        return None
+    if isinstance(x, (tuple, list)):
+        return [numpy_tree(v) for v in x]
+    return x.detach().numpy() if hasattr(x, "detach") else ledref.to_numpy(x)
+
+
+def assert_tree_close(ours, reference, dtype, name):
+    """Compare nested tuples of tensors; both None, or the same structure and every tensor close."""
+    ours, reference = numpy_tree(ours), numpy_tree(reference)
+    if reference is None or ours is None:
+        assert ours is None and reference is None, f"{name}: ours is {type(ours)}, reference is {type(reference)}"
+        return 0.0
+    if isinstance(reference, list):
+        assert isinstance(ours, list) and len(ours) == len(reference), f"{name}: lengths differ"
+        return max([assert_tree_close(o, r, dtype, f"{name}[{i}]") for i, (o, r) in
+                    enumerate(zip(ours, reference))], default=0.0)
+    return assert_close(ours, reference, dtype, name)

@@ -1,0 +1,137 @@
+"""The band implementation equals the dense masked reference (float64, <= 1e-10), for random shapes,
+windows (2 and windows that do not divide the largest included), masks and global sets.
+
+The dense reference is itself checked against transformers in test_parity.py; here it is the oracle
+for what transformers cannot run (window 2, non-dividing windows, arbitrary masks)."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ledref
+from conftest import to_backend
+from ledref.attention import band_self_attention, dense_self_attention, global_slots
+from ledref.backend import namespace, to_namespace
+from ledref.checkpoint import base_shapes, head_shapes, nest
+
+TOL = 1e-10
+PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
+
+
+def close(a, b, name):
+    if a is None or b is None:
+        assert a is None and b is None, name
+        return
+    a, b = ledref.to_numpy(a), ledref.to_numpy(b)
+    assert a.shape == b.shape, (name, a.shape, b.shape)
+    assert np.max(np.abs(a - b), initial=0.0) <= TOL, (name, np.max(np.abs(a - b)))
+
+
+@st.composite
+def attention_case(draw):
+    b = draw(st.integers(1, 3))
+    heads = draw(st.integers(1, 3))
+    d = draw(st.integers(1, 4))
+    length = draw(st.integers(1, 40))
+    w = draw(st.integers(1, 12))
+    p_global = draw(st.sampled_from([0.0, 0.05, 0.3, 1.0]))
+    p_pad = draw(st.sampled_from([0.0, 0.2, 0.6]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return b, heads, d, length, w, p_global, p_pad, seed
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=attention_case())
+def test_band_attention_equals_dense(case, backend):
+    b, heads, d, length, w, p_global, p_pad, seed = case
+    rng = np.random.default_rng(seed)
+    dim = heads * d
+    u = rng.random((b, length))
+    mask = np.where(u < p_pad, 0, np.where(rng.random((b, length)) < p_global, 2, 1))  # pads anywhere
+    weights = {name: {"weight": rng.normal(size=(dim, dim)), "bias": rng.normal(size=dim)} for name in PROJECTIONS}
+    xp = namespace(backend)
+    h = to_backend(rng.normal(size=(b, length, dim)), backend)
+    mask = to_backend(mask, backend)
+    weights = to_namespace(weights, xp)
+    slots = global_slots(mask)
+    band = band_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
+    dense = dense_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
+    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense):
+        close(a, r, name)
+    probs = ledref.to_numpy(band[1])
+    assert probs.shape == (b, heads, length, slots[2] + 2 * w + 1)
+
+
+def random_params(config, rng, head="lm"):
+    """Random weights for a config, in the nested layout of the loader (no transformers needed)."""
+    shapes = {**base_shapes(config), **head_shapes(config, head)}
+    flat = {}
+    for key, shape in shapes.items():
+        scale = 1.0 if "embed" in key or "shared" in key else 0.3
+        offset = 1.0 if "norm" in key and key.endswith("weight") else 0.0
+        flat[key] = offset + scale * rng.normal(size=shape)
+    return nest(flat)
+
+
+@st.composite
+def model_case(draw):
+    n_layers = draw(st.integers(1, 3))
+    windows = draw(st.lists(st.sampled_from([2, 4, 6, 8, 10, 16]), min_size=n_layers, max_size=n_layers))
+    b = draw(st.integers(1, 3))
+    length = draw(st.integers(1, 30))
+    lengths = draw(st.lists(st.integers(1, length), min_size=b, max_size=b))
+    n_globals = draw(st.lists(st.integers(0, 3), min_size=b, max_size=b))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return windows, lengths, length, n_globals, seed
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=model_case())
+def test_band_model_equals_dense_model(case, backend):
+    """Whole encoder-decoder, per-layer windows (2, and windows that do not divide the largest)."""
+    windows, lengths, length, n_globals, seed = case
+    rng = np.random.default_rng(seed)
+    config = ledref.LEDConfig(vocab_size=50, d_model=12, encoder_layers=len(windows), decoder_layers=1,
+                              encoder_attention_heads=2, decoder_attention_heads=3, encoder_ffn_dim=20,
+                              decoder_ffn_dim=20, max_encoder_position_embeddings=64,
+                              max_decoder_position_embeddings=16, attention_window=windows)
+    params = random_params(config, rng)
+    band = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation="band")
+    dense = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation="dense")
+    b = len(lengths)
+    input_ids = rng.integers(3, 50, (b, length))
+    attention_mask = (np.arange(length)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    global_attention_mask = np.zeros((b, length), dtype=np.int64)
+    for row, n in enumerate(n_globals):
+        global_attention_mask[row, rng.choice(length, size=min(n, length), replace=False)] = 1
+    args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                decoder_input_ids=rng.integers(3, 50, (b, 3)))
+    args = {k: to_backend(v, backend) for k, v in args.items()}
+    outs = [m(**args, output_attentions=True, output_hidden_states=True) for m in (band, dense)]
+    for field in ("logits", "encoder_last_hidden_state"):
+        close(getattr(outs[0], field), getattr(outs[1], field), field)
+    for field in ("encoder_hidden_states", "encoder_attentions", "encoder_global_attentions", "cross_attentions"):
+        a, r = getattr(outs[0], field), getattr(outs[1], field)
+        assert (a is None) == (r is None), field
+        for i, (x, y) in enumerate(zip(a or (), r or ())):
+            close(x, y, f"{field}[{i}]")
+    for i, (probs, window) in enumerate(zip(outs[0].encoder_attentions, windows)):
+        x = 0 if outs[0].encoder_global_attentions is None else outs[0].encoder_global_attentions[i].shape[-1]
+        assert probs.shape == (b, 2, length, x + window + 1)
+
+
+@pytest.mark.parametrize("length", [1, 7, 64])
+def test_window_longer_than_input(length, backend):
+    """A window far longer than the input still gives the dense answer (everything within reach)."""
+    rng = np.random.default_rng(length)
+    xp = namespace(backend)
+    weights = to_namespace({name: {"weight": rng.normal(size=(6, 6)), "bias": rng.normal(size=6)}
+                            for name in PROJECTIONS}, xp)
+    h = to_backend(rng.normal(size=(2, length, 6)), backend)
+    mask = to_backend(np.ones((2, length), dtype=np.int64), backend)
+    slots = global_slots(mask)
+    band = band_self_attention(h, mask, slots, 100, 2, output_attentions=True, **weights)
+    dense = dense_self_attention(h, mask, slots, 100, 2, output_attentions=True, **weights)
+    close(band[0], dense[0], "output")
+    close(band[1], dense[1], "local_probs")

@@ -1,0 +1,197 @@
+"""ledref against transformers (torch, CPU) on random checkpoints: every output tensor, every layer.
+
+Tolerance per tensor: max |ours - HF| <= 1e-4 * max(1, max |HF|) in float32, 1e-9 * ... in float64
+(HF run in float64 too, its encoder softmax kept in float64, see conftest)."""
+
+import numpy as np
+import pytest
+
+import ledref
+from conftest import assert_close, assert_tree_close, hf_cache, hf_call, hf_model, to_backend
+
+pytestmark = pytest.mark.parity
+
+# Each case: config overrides, input length, real lengths per row (right padding), global positions per
+# row (None: no global_attention_mask), decoder length and real decoder lengths.
+CASES = {
+    # first token, middle, last real token; a row with one global; a global on a padded position;
+    # rows with 3, 1 and 2 global flags (the pad one drops out); 21 is not a multiple of the window 8
+    "globals_mixed": dict(config={}, length=21, lengths=[21, 17, 12], globals=[[0, 10, 20], [16], [5, 14]],
+                          dec_lengths=[6, 4, 6]),
+    "no_global_mask": dict(config={}, length=19, lengths=[19, 11, 16], globals=None),
+    "global_mask_all_zero": dict(config={}, length=16, lengths=[16, 9, 13], globals=[[], [], []]),
+    "global_only_on_padding": dict(config={}, length=13, lengths=[13, 8], globals=[[], [10]]),
+    "all_tokens_global": dict(config={}, length=6, lengths=[6, 6], globals=[list(range(6)), [0]]),
+    "window_larger_than_input": dict(config={"attention_window": 32}, length=7, lengths=[7, 5], globals=[[0], [3]]),
+    "per_layer_windows": dict(config={"attention_window": [4, 8]}, length=19, lengths=[19, 14, 3],
+                              globals=[[0], [], [2]]),
+    "three_layers_windows_8_4_16": dict(config={"attention_window": [8, 4, 16], "encoder_layers": 3}, length=17,
+                                       lengths=[17, 10], globals=[[0, 9], [4]]),
+    "relu": dict(config={"activation_function": "relu"}, length=12, lengths=[12, 7], globals=[[0], [6]]),
+    "gelu_new": dict(config={"activation_function": "gelu_new"}, length=12, lengths=[12, 7], globals=[[1], []]),
+    "single_row_long": dict(config={}, length=150, lengths=[150], globals=[[0, 75, 149]]),
+}
+
+
+def make_inputs(case, seed=0, vocab=97):
+    rng = np.random.default_rng(seed)
+    b, length = len(case["lengths"]), case["length"]
+    input_ids = rng.integers(3, vocab, (b, length))
+    attention_mask = (np.arange(length)[None, :] < np.array(case["lengths"])[:, None]).astype(np.int64)
+    input_ids = np.where(attention_mask == 1, input_ids, 1)  # pad id where masked, as a tokenizer would
+    global_attention_mask = None
+    if case["globals"] is not None:
+        global_attention_mask = np.zeros((b, length), dtype=np.int64)
+        for row, positions in enumerate(case["globals"]):
+            global_attention_mask[row, positions] = 1
+    dec_lengths = case.get("dec_lengths", [5] * b)
+    t = max(dec_lengths)
+    decoder_input_ids = rng.integers(3, vocab, (b, t))
+    decoder_attention_mask = (np.arange(t)[None, :] < np.array(dec_lengths)[:, None]).astype(np.int64)
+    return dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
+
+
+def ledref_call(fn, backend, **arrays):
+    return fn(**{k: to_backend(v, backend) if isinstance(v, np.ndarray) else v for k, v in arrays.items()})
+
+
+SEQ2SEQ_FIELDS = ["encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions",
+                  "encoder_global_attentions", "decoder_hidden_states", "decoder_attentions", "cross_attentions"]
+
+
+def compare_seq2seq(ours, theirs, dtype, fields):
+    errors = {f: assert_tree_close(getattr(ours, f), getattr(theirs, f), dtype, f) for f in fields}
+    errors["past_key_values"] = assert_tree_close(ours.past_key_values, hf_cache(theirs.cache), dtype,
+                                                  "past_key_values")
+    return errors
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_conditional_generation_matches_transformers(case, dtype, backend, make_checkpoint):
+    spec = CASES[case]
+    hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
+    inputs = make_inputs(spec)
+    labels = inputs["decoder_input_ids"].copy()
+    labels[0, -1] = -100  # ignored position
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, labels=labels, use_cache=True,
+                     output_attentions=True, output_hidden_states=True)
+    # transformers turns use_cache off when labels are given; run the cache once more without labels
+    theirs_cache = hf_call(hf_model(hf, dtype), dtype, **inputs, use_cache=True)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    ours = ledref_call(model, backend, **inputs, labels=labels, use_cache=True, output_attentions=True,
+                       output_hidden_states=True)
+    assert_close(ours.logits, theirs.logits, dtype, "logits")
+    assert_close(ours.loss, theirs.loss, dtype, "loss")
+    theirs.cache = theirs_cache.cache
+    compare_seq2seq(ours, theirs, dtype, SEQ2SEQ_FIELDS)
+    if spec["globals"] is None or not any(spec["globals"][r] and min(spec["globals"][r]) < n
+                                          for r, n in enumerate(spec["lengths"])):
+        assert ours.encoder_global_attentions is None
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_dense_reference_matches_transformers(case, make_checkpoint):
+    """The dense masked reference, on its own, against transformers in float64."""
+    spec = CASES[case]
+    hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
+    inputs = make_inputs(spec)
+    theirs = hf_call(hf_model(hf, "float64"), "float64", **inputs, use_cache=True, output_attentions=True,
+                     output_hidden_states=True)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64", attn_implementation="dense")
+    ours = model(**inputs, use_cache=True, output_attentions=True, output_hidden_states=True)
+    assert_close(ours.logits, theirs.logits, "float64", "logits")
+    compare_seq2seq(ours, theirs, "float64", SEQ2SEQ_FIELDS)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bare_model_without_prefix(dtype, backend, make_checkpoint):
+    """LEDModel checkpoints carry no `led.` prefix; last_hidden_state is the decoder output."""
+    hf, path = make_checkpoint("LEDModel")
+    inputs = make_inputs(CASES["globals_mixed"])
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, use_cache=True, output_attentions=True,
+                     output_hidden_states=True)
+    model = ledref.LEDModel.from_pretrained(path, dtype=dtype)
+    ours = ledref_call(model, backend, **inputs, use_cache=True, output_attentions=True, output_hidden_states=True)
+    assert_close(ours.last_hidden_state, theirs.last_hidden_state, dtype, "last_hidden_state")
+    compare_seq2seq(ours, theirs, dtype, SEQ2SEQ_FIELDS)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", ["globals_mixed", "no_global_mask", "per_layer_windows"])
+def test_encoder_alone(case, dtype, backend, make_checkpoint):
+    spec = CASES[case]
+    hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
+    inputs = make_inputs(spec)
+    enc_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "global_attention_mask")}
+    theirs = hf_call(hf_model(hf, dtype).get_encoder(), dtype, **enc_inputs, output_attentions=True,
+                     output_hidden_states=True)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    ours = ledref_call(model.encoder, backend, **enc_inputs, output_attentions=True, output_hidden_states=True)
+    for field in ("last_hidden_state", "hidden_states", "attentions", "global_attentions"):
+        assert_tree_close(getattr(ours, field), getattr(theirs, field), dtype, field)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_question_answering_head_and_loss(dtype, backend, make_checkpoint):
+    hf, path = make_checkpoint("LEDForQuestionAnswering")
+    inputs = make_inputs(CASES["globals_mixed"])
+    # one position past the decoder length: clamped to T and ignored, as transformers does
+    start, end = np.array([1, 3, 9]), np.array([4, 3, 2])
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, start_positions=start, end_positions=end,
+                     output_attentions=True, output_hidden_states=True)
+    model = ledref.LEDForQuestionAnswering.from_pretrained(path, dtype=dtype)
+    ours = ledref_call(model, backend, **inputs, start_positions=start, end_positions=end,
+                       output_attentions=True, output_hidden_states=True)
+    for field in ("start_logits", "end_logits", "loss"):
+        assert_close(getattr(ours, field), getattr(theirs, field), dtype, field)
+    for field in SEQ2SEQ_FIELDS:
+        assert_tree_close(getattr(ours, field), getattr(theirs, field), dtype, field)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_decoder_inputs_derived_from_labels_and_input_ids(dtype, backend, make_checkpoint):
+    """Without decoder_input_ids: shift_tokens_right(labels) when labels are given, else of input_ids."""
+    hf, path = make_checkpoint("LEDForConditionalGeneration")
+    inputs = make_inputs(CASES["globals_mixed"])
+    del inputs["decoder_input_ids"], inputs["decoder_attention_mask"]
+    labels = np.array([[5, 6, 7, -100], [8, 9, -100, -100], [10, 11, 12, 13]])
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, labels=labels)
+    ours = ledref_call(model, backend, **inputs, labels=labels)
+    assert_close(ours.logits, theirs.logits, dtype, "logits from labels")
+    assert_close(ours.loss, theirs.loss, dtype, "loss")
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs)
+    ours = ledref_call(model, backend, **inputs)
+    assert_close(ours.logits, theirs.logits, dtype, "logits from input_ids")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cached_incremental_decoding(dtype, backend, make_checkpoint):
+    """One token at a time with past_key_values gives the logits of one full pass, ledref's and HF's."""
+    hf, path = make_checkpoint("LEDForConditionalGeneration")
+    inputs = make_inputs(CASES["globals_mixed"])
+    enc_args = {k: inputs[k] for k in ("input_ids", "attention_mask", "global_attention_mask")}
+    decoder_input_ids = inputs["decoder_input_ids"]
+    theirs = hf_call(hf_model(hf, dtype), dtype, **enc_args, decoder_input_ids=decoder_input_ids)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    full = ledref_call(model, backend, **enc_args, decoder_input_ids=decoder_input_ids)
+    assert_close(full.logits, theirs.logits, dtype, "full pass")
+    encoder_outputs = ledref_call(model.encoder, backend, **enc_args)
+    past, steps = None, []
+    for t in range(decoder_input_ids.shape[1]):
+        out = ledref_call(model, backend, attention_mask=enc_args["attention_mask"],
+                          encoder_outputs=encoder_outputs, decoder_input_ids=decoder_input_ids[:, t:t + 1],
+                          past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        steps.append(ledref.to_numpy(out.logits))
+    assert past[0][0].shape[2] == decoder_input_ids.shape[1]
+    assert_close(np.concatenate(steps, axis=1), theirs.logits.numpy(), dtype, "incremental vs HF full pass")
+    # two tokens at a time after a prefix of three exercises the causal mask under a cache
+    prefix = ledref_call(model, backend, attention_mask=enc_args["attention_mask"], encoder_outputs=encoder_outputs,
+                         decoder_input_ids=decoder_input_ids[:, :3], use_cache=True)
+    rest = ledref_call(model, backend, attention_mask=enc_args["attention_mask"], encoder_outputs=encoder_outputs,
+                       decoder_input_ids=decoder_input_ids[:, 3:5], past_key_values=prefix.past_key_values,
+                       use_cache=True)
+    assert_close(rest.logits, theirs.logits[:, 3:5].numpy(), dtype, "chunk after a cached prefix")
