@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import ledref
+from hf_oracle import Float64Softmax, randomise
 from ledref.backend import namespace
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -60,24 +61,6 @@ SMALL = dict(vocab_size=97, d_model=24, encoder_layers=2, decoder_layers=2, enco
              max_encoder_position_embeddings=160, max_decoder_position_embeddings=40, attention_window=8)
 
 
-def randomise(model, torch, seed):
-    """Every parameter drawn at random: weights N(0, 0.3^2), LayerNorm weights 1 + N(0, 0.3^2),
-    biases and final_logits_bias N(0, 0.3^2), embeddings N(0, 1)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in list(model.named_parameters()) + list(model.named_buffers()):
-            if not p.dtype.is_floating_point:
-                continue
-            noise = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype)
-            if "norm" in name and name.endswith("weight"):
-                p.copy_(1 + 0.3 * noise)
-            elif "embed" in name or "shared" in name:
-                p.copy_(noise)
-            else:
-                p.copy_(0.3 * noise)
-    return model
-
-
 @pytest.fixture(scope="session")
 def make_checkpoint(tmp_path_factory):
     """make_checkpoint(cls_name="LEDForConditionalGeneration", seed=0, **config) -> (HF model in eval mode,
@@ -101,29 +84,6 @@ def make_checkpoint(tmp_path_factory):
     return make
 
 
-class _Float64Softmax:
-    """transformers' encoder computes its softmax in float32 even for a float64 model
-    (`softmax(..., dtype=torch.float32)`), which caps it at float32 precision. To make it the float64
-    oracle, this context runs that softmax in the input's own dtype when the input is float64."""
-
-    def __init__(self, torch):
-        self.torch = torch
-
-    def __enter__(self):
-        functional = self.torch.nn.functional
-        self.original = original = functional.softmax
-
-        def softmax(x, dim=None, _stacklevel=3, dtype=None):
-            if dtype is not None and x.dtype == self.torch.float64:
-                dtype = None
-            return original(x, dim=dim, dtype=dtype)
-
-        functional.softmax = softmax
-
-    def __exit__(self, *exc):
-        self.torch.nn.functional.softmax = self.original
-
-
 def hf_model(model, dtype):
     """The HF model in float32, or a float64 copy of it (cached on the model)."""
     if dtype == "float32":
@@ -144,7 +104,7 @@ def hf_call(fn, dtype, **arrays):
         kwargs[k] = v
     with torch.no_grad():
         if dtype == "float64":
-            with _Float64Softmax(torch):
+            with Float64Softmax(torch):
                 return fn(**kwargs)
         return fn(**kwargs)
 

@@ -1,0 +1,72 @@
+"""Arguments: nested lists work like arrays; bad ones get an error that names them."""
+
+import numpy as np
+import pytest
+
+import ledref
+from conftest import require, to_backend
+from test_parity import CASES, make_inputs
+
+
+@pytest.fixture(scope="module")
+def model(make_checkpoint):
+    return ledref.LEDForConditionalGeneration.from_pretrained(make_checkpoint()[1])
+
+
+def test_lists_are_arrays(model):
+    inputs = make_inputs(CASES["globals_mixed"])
+    from_arrays = model(**inputs)
+    from_lists = model(**{k: v.tolist() for k, v in inputs.items()})
+    assert isinstance(from_lists.logits, np.ndarray)
+    np.testing.assert_array_equal(from_lists.logits, from_arrays.logits)
+
+
+def test_outputs_follow_the_inputs_backend(model):
+    xp = require("array_api_strict")
+    inputs = make_inputs(CASES["globals_mixed"])
+    out = model(**{k: to_backend(v, "array_api_strict") for k, v in inputs.items()})
+    assert isinstance(out.logits, type(xp.asarray(0.0)))
+
+
+GOOD = dict(input_ids=[[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(input_ids=[[5, 6, 97]]), r"input_ids holds ids outside \[0, 97\), e\.g\. 97 at index \(0, 2\)"),
+    (dict(input_ids=[[5, -1]]), r"input_ids holds ids outside \[0, 97\)"),
+    (dict(input_ids=[5, 6, 7]), r"input_ids has shape \(3,\); expected \(batch, length\)"),
+    (dict(input_ids=[[5.0, 6.0]]), r"input_ids has dtype float64; expected integer token ids"),
+    (dict(input_ids=[[5, 6], [7]]), r"input_ids is not a rectangular array"),
+    (dict(input_ids=np.zeros((1, 0), dtype=np.int64)), r"input_ids has length 0"),
+    (dict(input_ids=[[5] * 161]), r"input_ids has length 161, padded to 168 .* max_encoder_position_embeddings=160"),
+    (dict(input_ids=None), r"input_ids is None"),
+    (dict(attention_mask=[[1, 1, 1]]), r"attention_mask has shape \(1, 3\); expected \(1, 4\)"),
+    (dict(attention_mask=[[1, 1, 2, 1]]), r"attention_mask holds values other than 0 and 1"),
+    (dict(global_attention_mask=[[0, 3, 0, 0]]), r"global_attention_mask holds values other than 0 and 1"),
+    (dict(decoder_input_ids=[[2, 5], [2, 6]]), r"decoder_input_ids has batch size 2; expected 1"),
+    (dict(decoder_input_ids=[[2] * 41]), r"decoder positions reach 41 .* max_decoder_position_embeddings=40"),
+    (dict(decoder_attention_mask=[[1]]), r"decoder_attention_mask has shape \(1, 1\); expected \(1, 2\)"),
+    (dict(labels=[[5, 200]]), r"labels holds ids outside \[0, 97\) or -100"),
+    (dict(past_key_values=((np.zeros((1, 3, 1, 8)),) * 4,)), r"past_key_values must hold 2 entries"),
+])
+def test_bad_argument(changes, message, model):
+    with pytest.raises(ledref.InputError, match=message):
+        model(**{**GOOD, **changes})
+
+
+def test_mixed_backends(model):
+    require("array_api_strict")
+    with pytest.raises(ledref.InputError, match=r"different array backends \(input_ids: numpy, "
+                                                r"decoder_input_ids: array_api_strict\)"):
+        model(input_ids=np.array(GOOD["input_ids"]),
+              decoder_input_ids=to_backend(np.array(GOOD["decoder_input_ids"]), "array_api_strict"))
+
+
+def test_bad_model_options(make_checkpoint):
+    path = make_checkpoint()[1]
+    with pytest.raises(ledref.LedrefError, match=r"dtype='float16' is not supported"):
+        ledref.LEDModel.from_pretrained(path, dtype="float16")
+    with pytest.raises(ledref.LedrefError, match=r"attn_implementation='flash'"):
+        ledref.LEDModel.from_pretrained(path, attn_implementation="flash")
+    with pytest.raises(ledref.LedrefError, match=r"backend='jax' is not supported"):
+        ledref.LEDModel.from_pretrained(path, backend="jax")
