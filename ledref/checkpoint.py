@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from .errors import CheckpointError, CheckpointNotFoundError
 
@@ -149,6 +150,28 @@ def load_params(path, config, head=None, dtype="float32"):
 
     np_dtype = np.dtype(dtype)
     return nest({k: np.asarray(state[k], dtype=np_dtype) for k in expected})
+
+
+def random_state_dict(config, head="lm", seed=0, dtype="float32"):
+    """Random weights in transformers' key layout (`led.` prefix when there is a head): matrices
+    N(0, 0.3^2), embeddings N(0, 1), LayerNorm weights 1 + N(0, 0.3^2), biases N(0, 0.3^2). For examples
+    and tests that need a checkpoint without transformers; nothing is left at a zero init."""
+    rng = np.random.default_rng(seed)
+    shapes = {**{("led." if head else "") + k: v for k, v in base_shapes(config).items()}, **head_shapes(config, head)}
+    state = {}
+    for key, shape in shapes.items():
+        scale = 1.0 if "embed" in key or "shared" in key else 0.3
+        offset = 1.0 if "norm" in key and key.endswith("weight") else 0.0
+        state[key] = (offset + scale * rng.standard_normal(shape)).astype(dtype)
+    return state
+
+
+def save_checkpoint(path, config, state_dict):
+    """Write config.json and model.safetensors into a directory, as save_pretrained does."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config.to_dict(), f, indent=2)
+    save_file(state_dict, os.path.join(path, SAFETENSORS), metadata={"format": "pt"})
 
 
 def _strip_prefix(key):

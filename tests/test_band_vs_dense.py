@@ -13,7 +13,7 @@ import ledref
 from conftest import to_backend
 from ledref.attention import band_self_attention, dense_self_attention, global_slots
 from ledref.backend import namespace, to_namespace
-from ledref.checkpoint import base_shapes, head_shapes, nest
+from ledref.checkpoint import load_params, random_state_dict, save_checkpoint
 
 TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
@@ -63,17 +63,6 @@ def test_band_attention_equals_dense(case, backend):
     assert probs.shape == (b, heads, length, slots[2] + 2 * w + 1)
 
 
-def random_params(config, rng, head="lm"):
-    """Random weights for a config, in the nested layout of the loader (no transformers needed)."""
-    shapes = {**base_shapes(config), **head_shapes(config, head)}
-    flat = {}
-    for key, shape in shapes.items():
-        scale = 1.0 if "embed" in key or "shared" in key else 0.3
-        offset = 1.0 if "norm" in key and key.endswith("weight") else 0.0
-        flat[key] = offset + scale * rng.normal(size=shape)
-    return nest(flat)
-
-
 @st.composite
 def model_case(draw):
     n_layers = draw(st.integers(1, 3))
@@ -88,7 +77,7 @@ def model_case(draw):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=model_case())
-def test_band_model_equals_dense_model(case, backend):
+def test_band_model_equals_dense_model(case, backend, tmp_path):
     """Whole encoder-decoder, per-layer windows (2, and windows that do not divide the largest)."""
     windows, lengths, length, n_globals, seed = case
     rng = np.random.default_rng(seed)
@@ -96,7 +85,8 @@ def test_band_model_equals_dense_model(case, backend):
                               encoder_attention_heads=2, decoder_attention_heads=3, encoder_ffn_dim=20,
                               decoder_ffn_dim=20, max_encoder_position_embeddings=64,
                               max_decoder_position_embeddings=16, attention_window=windows)
-    params = random_params(config, rng)
+    save_checkpoint(tmp_path, config, random_state_dict(config, seed=seed % 1000, dtype="float64"))
+    params = load_params(tmp_path, config, head="lm", dtype="float64")
     band = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation="band")
     dense = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation="dense")
     b = len(lengths)

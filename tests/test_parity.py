@@ -195,3 +195,17 @@ def test_cached_incremental_decoding(dtype, backend, make_checkpoint):
                        decoder_input_ids=decoder_input_ids[:, 3:5], past_key_values=prefix.past_key_values,
                        use_cache=True)
     assert_close(rest.logits, theirs.logits[:, 3:5].numpy(), dtype, "chunk after a cached prefix")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_decoder_mask_with_left_padding_and_holes(dtype, backend, make_checkpoint):
+    """Rows whose every key is masked get transformers' uniform attention (additive finfo.min masks)."""
+    hf, path = make_checkpoint("LEDForConditionalGeneration")
+    rng = np.random.default_rng(3)
+    inputs = dict(input_ids=rng.integers(3, 97, (2, 10)), decoder_input_ids=rng.integers(3, 97, (2, 5)),
+                  decoder_attention_mask=np.array([[0, 0, 1, 1, 1], [1, 0, 1, 0, 1]]))
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, output_attentions=True)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    ours = ledref_call(model, backend, **inputs, output_attentions=True)
+    assert_close(ours.logits, theirs.logits, dtype, "logits")
+    assert_tree_close(ours.decoder_attentions, theirs.decoder_attentions, dtype, "decoder_attentions")
