@@ -241,8 +241,8 @@ class LEDPreTrainedModel:
         return input_ids, attention_mask, out
 
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                 decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
-                 output_attentions=False, output_hidden_states=False, labels=None, extra=None):
+                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
+                 output_hidden_states=False, encoder_outputs=None, labels=None, extra=None):
         """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras)."""
         config = self.config
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
@@ -296,6 +296,15 @@ class LEDPreTrainedModel:
                                      f"({batch}, {config.decoder_attention_heads}, length, {d})")
         return past_len
 
+    SEQ2SEQ_ARGS = ("input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids",
+                    "decoder_attention_mask", "past_key_values", "use_cache", "output_attentions",
+                    "output_hidden_states", "encoder_outputs")
+
+    @classmethod
+    def _args(cls, local_vars):
+        """The encoder-decoder arguments of a forward call, by name."""
+        return {name: local_vars[name] for name in cls.SEQ2SEQ_ARGS}
+
     @staticmethod
     def _fields(out):
         return {k: getattr(out, k) for k in ("past_key_values", "decoder_hidden_states", "decoder_attentions",
@@ -323,11 +332,9 @@ class LEDModel(LEDPreTrainedModel):
     """The bare encoder-decoder: `last_hidden_state` is the decoder's output."""
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False):
-        return self._seq2seq(input_ids, attention_mask, global_attention_mask, decoder_input_ids,
-                             decoder_attention_mask, encoder_outputs, past_key_values, use_cache,
-                             output_attentions, output_hidden_states)[3]
+                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
+                output_hidden_states=False, encoder_outputs=None):
+        return self._seq2seq(**self._args(locals()))[3]
 
 
 class LEDForConditionalGeneration(LEDPreTrainedModel):
@@ -336,11 +343,9 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
     head = "lm"
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False, labels=None):
-        xp, params, h, out, checked = self._seq2seq(
-            input_ids, attention_mask, global_attention_mask, decoder_input_ids, decoder_attention_mask,
-            encoder_outputs, past_key_values, use_cache, output_attentions, output_hidden_states, labels)
+                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
+                output_hidden_states=False, encoder_outputs=None, labels=None):
+        xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels)
         logits = h @ xp.matrix_transpose(params["shared"]["weight"]) + params["final_logits_bias"]  # [B, T, V]
         loss = None
         if checked["labels"] is not None:
@@ -358,12 +363,10 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
     head = "qa"
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False, start_positions=None, end_positions=None):
+                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
+                output_hidden_states=False, encoder_outputs=None, start_positions=None, end_positions=None):
         extra = dict(start_positions=start_positions, end_positions=end_positions)
-        xp, params, h, out, _ = self._seq2seq(
-            input_ids, attention_mask, global_attention_mask, decoder_input_ids, decoder_attention_mask,
-            encoder_outputs, past_key_values, use_cache, output_attentions, output_hidden_states, extra=extra)
+        xp, params, h, out, _ = self._seq2seq(**self._args(locals()), extra=extra)
         logits = linear(h, **params["qa_outputs"])  # [B, T, 2]
         start_logits, end_logits = logits[..., 0], logits[..., 1]
         loss = None
@@ -385,15 +388,12 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
     head = "classification"
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, encoder_outputs=None, past_key_values=None, use_cache=False,
-                output_attentions=False, output_hidden_states=False, labels=None):
+                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
+                output_hidden_states=False, encoder_outputs=None, labels=None):
         config = self.config
         if input_ids is None:
             raise InputError("input_ids is None; sequence classification needs them to find the eos tokens")
-        xp, params, h, out, checked = self._seq2seq(
-            input_ids, attention_mask, global_attention_mask, decoder_input_ids, decoder_attention_mask,
-            encoder_outputs, past_key_values, use_cache, output_attentions, output_hidden_states,
-            extra=dict(classification_labels=labels))
+        xp, params, h, out, checked = self._seq2seq(**self._args(locals()), extra=dict(classification_labels=labels))
         input_ids = checked["input_ids"]
         if tuple(h.shape[:2]) != tuple(input_ids.shape):
             raise InputError(f"decoder length {h.shape[1]} differs from input length {input_ids.shape[1]}; the "

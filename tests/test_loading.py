@@ -8,7 +8,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import ledref
-from conftest import assert_close, hf_call, require
+from conftest import BACKENDS, assert_close, hf_call, require
 from test_parity import CASES, make_inputs
 
 pytestmark = pytest.mark.parity
@@ -24,10 +24,12 @@ def rewrite(src, dst, change):
 
 
 def logits_close(ours_path, hf, cls=ledref.LEDForConditionalGeneration, field="logits"):
+    """The loaded model, on every backend, gives transformers' output."""
     inputs = make_inputs(CASES["globals_mixed"])
     theirs = hf_call(hf, "float32", **inputs)
-    ours = cls.from_pretrained(ours_path)(**inputs)
-    assert_close(getattr(ours, field), getattr(theirs, field), "float32", field)
+    for backend in BACKENDS:
+        ours = cls.from_pretrained(ours_path, backend=backend)(**inputs)
+        assert_close(getattr(ours, field), getattr(theirs, field), "float32", f"{field} ({backend})")
 
 
 # ------------------------------------------------------------------------------------ layouts that load
@@ -181,3 +183,15 @@ def test_config_not_json(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ledref.ConfigError, match="not valid JSON"):
         ledref.LEDConfig.from_pretrained(tmp_path)
+
+
+def test_written_checkpoint_loads_in_transformers(tmp_path):
+    """save_checkpoint writes what transformers reads: both give the same logits."""
+    transformers = require("transformers")
+    from ledref.checkpoint import random_state_dict, save_checkpoint
+    config = ledref.LEDConfig(vocab_size=97, d_model=24, encoder_layers=2, decoder_layers=2,
+                              encoder_attention_heads=3, decoder_attention_heads=3, encoder_ffn_dim=40,
+                              decoder_ffn_dim=40, max_encoder_position_embeddings=160,
+                              max_decoder_position_embeddings=40, attention_window=[4, 8])
+    save_checkpoint(tmp_path, config, random_state_dict(config, seed=5))
+    logits_close(tmp_path, transformers.LEDForConditionalGeneration.from_pretrained(tmp_path).eval())
