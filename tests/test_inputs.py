@@ -4,15 +4,25 @@ import numpy as np
 import pytest
 
 import ledref
-from conftest import BACKENDS, require, to_backend
+from conftest import BACKENDS, SMALL, require, to_backend
 from ledref.backend import namespace_name
+from ledref.checkpoint import random_state_dict, save_checkpoint
 from test_parity import CASES, make_inputs
 
 
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random checkpoint written by ledref itself: these tests need no transformers."""
+    path = tmp_path_factory.mktemp("inputs")
+    config = ledref.LEDConfig(**SMALL)
+    save_checkpoint(path, config, random_state_dict(config))
+    return path
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def model(request, make_checkpoint):
+def model(request, checkpoint):
     """The model with its weights placed on each backend at load; lists go to that backend."""
-    return ledref.LEDForConditionalGeneration.from_pretrained(make_checkpoint()[1], backend=request.param)
+    return ledref.LEDForConditionalGeneration.from_pretrained(checkpoint, backend=request.param)
 
 
 def test_lists_are_arrays_of_the_model_backend(model):
@@ -23,10 +33,10 @@ def test_lists_are_arrays_of_the_model_backend(model):
     np.testing.assert_array_equal(ledref.to_numpy(from_lists.logits), ledref.to_numpy(from_arrays.logits))
 
 
-def test_outputs_follow_the_inputs_backend(make_checkpoint):
+def test_outputs_follow_the_inputs_backend(checkpoint):
     """Weights loaded for NumPy follow inputs of another backend; the outputs are of that backend."""
     xp = require("array_api_strict")
-    model = ledref.LEDForConditionalGeneration.from_pretrained(make_checkpoint()[1])
+    model = ledref.LEDForConditionalGeneration.from_pretrained(checkpoint)
     inputs = make_inputs(CASES["globals_mixed"])
     out = model(**{k: to_backend(v, "array_api_strict") for k, v in inputs.items()})
     assert isinstance(out.logits, type(xp.asarray(0.0)))
@@ -59,17 +69,17 @@ def test_bad_argument(changes, message, model):
         model(**{**GOOD, **changes})
 
 
-def test_mixed_backends(make_checkpoint):
+def test_mixed_backends(checkpoint):
     require("array_api_strict")
-    model = ledref.LEDForConditionalGeneration.from_pretrained(make_checkpoint()[1])
+    model = ledref.LEDForConditionalGeneration.from_pretrained(checkpoint)
     with pytest.raises(ledref.InputError, match=r"different array backends \(input_ids: numpy, "
                                                 r"decoder_input_ids: array_api_strict\)"):
         model(input_ids=np.array(GOOD["input_ids"]),
               decoder_input_ids=to_backend(np.array(GOOD["decoder_input_ids"]), "array_api_strict"))
 
 
-def test_bad_model_options(make_checkpoint):
-    path = make_checkpoint()[1]
+def test_bad_model_options(checkpoint):
+    path = checkpoint
     with pytest.raises(ledref.LedrefError, match=r"dtype='float16' is not supported"):
         ledref.LEDModel.from_pretrained(path, dtype="float16")
     with pytest.raises(ledref.LedrefError, match=r"attn_implementation='flash'"):
