@@ -16,7 +16,7 @@ from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
 from .functional import ACTIVATIONS, finfo_min, layer_norm, linear, log_softmax
-from .outputs import (LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
+from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
                       LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput)
 
 DTYPES = ("float32", "float64")
@@ -153,6 +153,15 @@ def cross_entropy(logits, labels, ignore_index=-100):
 
 # ---------------------------------------------------------------------------------------------- classes
 
+def as_encoder_output(encoder_outputs):
+    """encoder_outputs as transformers accepts them: the output record, a tuple led by the last hidden
+    state, or that array alone."""
+    if isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
+        return encoder_outputs
+    first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
+    return LEDEncoderBaseModelOutput(last_hidden_state=first)
+
+
 class LEDPreTrainedModel:
     """Weights, config and the backend they live on. Subclasses add a head and its outputs.
 
@@ -164,7 +173,6 @@ class LEDPreTrainedModel:
     """
 
     head = None
-    output_class = LEDSeq2SeqModelOutput
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
         if dtype not in DTYPES:
@@ -207,9 +215,7 @@ class LEDPreTrainedModel:
         """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
         config = self.config
         if encoder_outputs is not None:
-            if not isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
-                first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
-                encoder_outputs = LEDEncoderBaseModelOutput(last_hidden_state=first)
+            encoder_outputs = as_encoder_output(encoder_outputs)
             state = encoder_outputs.last_hidden_state
             if state.ndim != 3 or state.shape[-1] != config.d_model:
                 raise InputError(f"encoder_outputs.last_hidden_state has shape {tuple(state.shape)}; "
@@ -248,6 +254,11 @@ class LEDPreTrainedModel:
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
                     labels=labels, **(extra or {}))
+        if encoder_outputs is not None:
+            encoder_outputs = as_encoder_output(encoder_outputs)
+            args["encoder_outputs"] = encoder_outputs.last_hidden_state
+        if past_key_values:
+            args["past_key_values"] = past_key_values[0][0]
         xp = input_namespace(args, self.default_xp)
         params = self._params_for(xp)
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
@@ -307,10 +318,7 @@ class LEDPreTrainedModel:
 
     @staticmethod
     def _fields(out):
-        return {k: getattr(out, k) for k in ("past_key_values", "decoder_hidden_states", "decoder_attentions",
-                                             "cross_attentions", "encoder_last_hidden_state",
-                                             "encoder_hidden_states", "encoder_attentions",
-                                             "encoder_global_attentions")}
+        return {k: getattr(out, k) for k in SEQ2SEQ_FIELDS}
 
 
 class LEDEncoder:

@@ -1,6 +1,6 @@
-"""Output records with transformers' field names. Fields not computed are None."""
+"""Output records with transformers' field names and order. Fields not computed are None."""
 
-from dataclasses import dataclass, fields
+from dataclasses import field, fields, make_dataclass
 
 
 class ModelOutput:
@@ -18,56 +18,32 @@ class ModelOutput:
         return tuple(getattr(self, k) for k in self.keys())
 
 
-@dataclass
-class LEDEncoderBaseModelOutput(ModelOutput):
-    last_hidden_state: object = None
-    hidden_states: tuple | None = None
-    attentions: tuple | None = None
-    global_attentions: tuple | None = None
+# what every encoder-decoder output carries after its own leading fields
+SEQ2SEQ_FIELDS = ("past_key_values", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
+                  "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions",
+                  "encoder_global_attentions")
 
 
-@dataclass
-class LEDSeq2SeqModelOutput(ModelOutput):
-    last_hidden_state: object = None
-    past_key_values: tuple | None = None
-    decoder_hidden_states: tuple | None = None
-    decoder_attentions: tuple | None = None
-    cross_attentions: tuple | None = None
-    encoder_last_hidden_state: object = None
-    encoder_hidden_states: tuple | None = None
-    encoder_attentions: tuple | None = None
-    encoder_global_attentions: tuple | None = None
+def _record(name, names, doc):
+    cls = make_dataclass(name, [(n, object, field(default=None)) for n in names], bases=(ModelOutput,))
+    cls.__doc__ = doc
+    cls.__module__ = __name__
+    return cls
 
 
-@dataclass
-class LEDSeq2SeqLMOutput(ModelOutput):
-    loss: object = None
-    logits: object = None
-    past_key_values: tuple | None = None
-    decoder_hidden_states: tuple | None = None
-    decoder_attentions: tuple | None = None
-    cross_attentions: tuple | None = None
-    encoder_last_hidden_state: object = None
-    encoder_hidden_states: tuple | None = None
-    encoder_attentions: tuple | None = None
-    encoder_global_attentions: tuple | None = None
-
-
-@dataclass
-class LEDSeq2SeqSequenceClassifierOutput(LEDSeq2SeqLMOutput):
-    pass
-
-
-@dataclass
-class LEDSeq2SeqQuestionAnsweringModelOutput(ModelOutput):
-    loss: object = None
-    start_logits: object = None
-    end_logits: object = None
-    past_key_values: tuple | None = None
-    decoder_hidden_states: tuple | None = None
-    decoder_attentions: tuple | None = None
-    cross_attentions: tuple | None = None
-    encoder_last_hidden_state: object = None
-    encoder_hidden_states: tuple | None = None
-    encoder_attentions: tuple | None = None
-    encoder_global_attentions: tuple | None = None
+LEDEncoderBaseModelOutput = _record(
+    "LEDEncoderBaseModelOutput", ("last_hidden_state", "hidden_states", "attentions", "global_attentions"),
+    "Encoder output: last_hidden_state [B, L, D]; per layer hidden_states [B, L, D] (embeddings first), "
+    "attentions [B, H, L, x + W + 1], global_attentions [B, H, Lp, x] (None without global tokens).")
+LEDSeq2SeqModelOutput = _record(
+    "LEDSeq2SeqModelOutput", ("last_hidden_state",) + SEQ2SEQ_FIELDS,
+    "LEDModel output: last_hidden_state is the decoder's [B, T, D].")
+LEDSeq2SeqLMOutput = _record(
+    "LEDSeq2SeqLMOutput", ("loss", "logits") + SEQ2SEQ_FIELDS,
+    "LEDForConditionalGeneration output: logits [B, T, V].")
+LEDSeq2SeqSequenceClassifierOutput = _record(
+    "LEDSeq2SeqSequenceClassifierOutput", ("loss", "logits") + SEQ2SEQ_FIELDS,
+    "LEDForSequenceClassification output: logits [B, num_labels].")
+LEDSeq2SeqQuestionAnsweringModelOutput = _record(
+    "LEDSeq2SeqQuestionAnsweringModelOutput", ("loss", "start_logits", "end_logits") + SEQ2SEQ_FIELDS,
+    "LEDForQuestionAnswering output: start_logits and end_logits [B, T].")
