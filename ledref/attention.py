@@ -42,14 +42,15 @@ def global_slots(mask):
     used [B, x], and x = the largest global count of a row. x is 0 when no token is global."""
     xp = array_namespace(mask)
     is_global = mask == 2
-    x = int(xp.max(xp.sum(xp.astype(is_global, xp.int64), axis=1)))
+    counts = xp.sum(xp.astype(is_global, xp.int64), axis=1)  # [B]
+    x = int(xp.max(counts))
     positions = []
     for b in range(mask.shape[0]):
         pos = xp.nonzero(is_global[b, ...])[0]
         fill = xp.zeros((x - pos.shape[0],), dtype=pos.dtype, device=device(mask))
         positions.append(xp.concat([pos, fill]))
     positions = xp.astype(xp.stack(positions), xp.int64)  # [B, x]
-    used = xp.arange(x, device=device(mask))[None, :] < xp.sum(xp.astype(is_global, xp.int64), axis=1)[:, None]
+    used = xp.arange(x, device=device(mask))[None, :] < counts[:, None]
     return positions, used, x
 
 
