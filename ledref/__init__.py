@@ -3,7 +3,8 @@ equal to transformers, for teaching, attention analysis and as an oracle for oth
 
 from .backend import to_numpy
 from .config import LEDConfig
-from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, InputError, LedrefError
+from .errors import (CheckpointError, CheckpointNotFoundError, ConfigError, GenerationError, InputError, LedrefError,
+                     TokenizerError)
 from .model import (LEDForConditionalGeneration, LEDForQuestionAnswering, LEDForSequenceClassification, LEDModel,
                     LEDPreTrainedModel, shift_tokens_right)
 
@@ -12,5 +13,6 @@ __version__ = "0.1.0"
 __all__ = [
     "LEDConfig", "LEDModel", "LEDForConditionalGeneration", "LEDForQuestionAnswering",
     "LEDForSequenceClassification", "LEDPreTrainedModel", "shift_tokens_right", "to_numpy",
-    "LedrefError", "ConfigError", "CheckpointError", "CheckpointNotFoundError", "InputError",
+    "LedrefError", "ConfigError", "CheckpointError", "CheckpointNotFoundError", "InputError", "TokenizerError",
+    "GenerationError",
 ]

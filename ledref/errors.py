@@ -25,3 +25,11 @@ class CheckpointError(LedrefError, ValueError):
 
 class InputError(LedrefError, ValueError):
     """An argument of a forward call has the wrong shape, dtype, values or backend."""
+
+
+class TokenizerError(LedrefError, ValueError):
+    """Tokenizer files missing or unreadable, or an encode/decode argument out of range."""
+
+
+class GenerationError(LedrefError, ValueError):
+    """A generation setting is missing, out of range or contradicts another."""
