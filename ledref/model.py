@@ -16,6 +16,7 @@ from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
 from .functional import ACTIVATIONS, finfo_min, layer_norm, linear, log_softmax
+from .generation import GenerationConfig, generate
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
                       LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput)
 
@@ -346,9 +347,27 @@ class LEDModel(LEDPreTrainedModel):
 
 
 class LEDForConditionalGeneration(LEDPreTrainedModel):
-    """LED with the language-modelling head: logits = h @ shared.T + final_logits_bias."""
+    """LED with the language-modelling head: logits = h @ shared.T + final_logits_bias.
+    `generate` runs greedy or beam search as transformers does (see ledref.generation)."""
 
     head = "lm"
+
+    def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None,
+                 generation_config=None):
+        super().__init__(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
+        self.generation_config = generation_config or GenerationConfig.from_model_config(config)
+
+    @classmethod
+    def from_pretrained(cls, path, dtype="float32", attn_implementation="band", backend=None):
+        model = super().from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
+        model.generation_config = GenerationConfig.from_pretrained(path, model.config)
+        return model
+
+    def generate(self, input_ids, attention_mask=None, global_attention_mask=None, **kwargs):
+        """Token ids [B * num_return_sequences, T] starting with the decoder start token, as transformers'
+        generate. kwargs override generation_config (see ledref.generation.generate)."""
+        return generate(self, input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                        **kwargs)
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,

@@ -1,0 +1,330 @@
+"""Greedy and beam-search generation for LEDForConditionalGeneration, step for step as transformers'
+`generate` (5.x): the same logits processors in the same order, the same beam bookkeeping in float32,
+the same stopping rules. The encoder runs once; the decoder runs one token at a time on its KV cache.
+
+Search bookkeeping (token lists, n-gram bans, top-k) runs in NumPy on the host: one (batch, vocab) row
+of logits comes back per step. The model itself runs on whatever backend it was given.
+"""
+
+import json
+import os
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from . import inputs
+from .backend import to_numpy
+from .errors import GenerationError
+
+NEG = np.float32(-1.0e9)  # transformers' "never pick this" score in beam search
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """The settings `generate` understands, with transformers' defaults. `None` means "not set":
+    max_length then defaults to 20 new tokens, as in transformers."""
+
+    max_length: int | None = None
+    max_new_tokens: int | None = None
+    min_length: int | None = None
+    min_new_tokens: int | None = None
+    num_beams: int = 1
+    num_return_sequences: int = 1
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False
+    no_repeat_ngram_size: int = 0
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | list | None = None
+    decoder_start_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | list | None = None
+    pad_token_id: int | None = None
+    use_cache: bool = True
+
+    # settings of transformers' GenerationConfig that ledref does not implement: accepted only at the
+    # value that turns them off
+    UNSUPPORTED = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
+                   "num_beam_groups": 1, "diversity_penalty": 0.0, "bad_words_ids": None, "typical_p": 1.0,
+                   "encoder_no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0, "suppress_tokens": None,
+                   "begin_suppress_tokens": None, "constraints": None, "force_words_ids": None,
+                   "exponential_decay_length_penalty": None, "sequence_bias": None, "guidance_scale": None,
+                   "penalty_alpha": None, "low_memory": None, "min_p": None, "epsilon_cutoff": 0.0,
+                   "eta_cutoff": 0.0, "renormalize_logits": False, "remove_invalid_values": False}
+
+    @classmethod
+    def settings(cls, d, strict=False):
+        """The fields of this class found in d. Unsupported transformers settings must be at their "off"
+        value; other names are ignored (config.json holds many), or an error when strict."""
+        known = {f.name for f in fields(cls)}
+        for key, value in d.items():
+            if key in known:
+                continue
+            if key in cls.UNSUPPORTED:
+                if value is not None and value != cls.UNSUPPORTED[key]:
+                    raise GenerationError(f"generation setting {key}={value!r} is not supported by ledref "
+                                          f"(greedy and beam search only); expected {cls.UNSUPPORTED[key]!r}")
+            elif strict:
+                raise GenerationError(f"unknown generation setting {key}={value!r}; expected one of "
+                                      f"{sorted(known)}")
+        return {k: v for k, v in d.items() if k in known}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**cls.settings(d))
+
+    @classmethod
+    def from_model_config(cls, config):
+        """As transformers: the special tokens and any generation settings stored in config.json."""
+        d = dict(config.extra)
+        d.update(decoder_start_token_id=config.decoder_start_token_id, bos_token_id=config.bos_token_id,
+                 eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_pretrained(cls, path, config):
+        """generation_config.json of a checkpoint directory if there is one, else from config.json."""
+        file = os.path.join(os.fspath(path), "generation_config.json")
+        if not os.path.isfile(file):
+            return cls.from_model_config(config)
+        with open(file, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def update(self, **kwargs):
+        """A copy with the given settings changed (unknown names are an error)."""
+        return replace(self, **self.settings(kwargs, strict=True))
+
+    def eos_ids(self):
+        eos = self.eos_token_id
+        return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+
+    def lengths(self, prompt_length=1):
+        """(max_length, min_length) counted in decoder tokens including the start token, as transformers."""
+        if self.max_new_tokens is not None:
+            max_length = self.max_new_tokens + prompt_length
+        elif self.max_length is not None:
+            max_length = self.max_length
+        else:
+            max_length = 20 + prompt_length
+        if self.min_new_tokens is not None:
+            min_length = self.min_new_tokens + prompt_length
+        else:
+            min_length = self.min_length or 0
+        return max_length, min_length
+
+    def validate(self, config):
+        max_length, _ = self.lengths()
+        if max_length < 2:
+            raise GenerationError(f"max_length={max_length} leaves no room to generate (the decoder start token "
+                                  f"counts); expected at least 2")
+        if max_length > config.max_decoder_position_embeddings:
+            raise GenerationError(f"max_length={max_length} exceeds max_decoder_position_embeddings="
+                                  f"{config.max_decoder_position_embeddings}")
+        if not isinstance(self.num_beams, int) or self.num_beams < 1:
+            raise GenerationError(f"num_beams={self.num_beams!r}; expected an int >= 1")
+        if not 1 <= self.num_return_sequences <= self.num_beams:
+            raise GenerationError(f"num_return_sequences={self.num_return_sequences} must be between 1 and "
+                                  f"num_beams={self.num_beams} (greedy search returns one sequence)")
+        if self.early_stopping not in (True, False, "never"):
+            raise GenerationError(f"early_stopping={self.early_stopping!r}; expected True, False or 'never'")
+        if self.no_repeat_ngram_size < 0:
+            raise GenerationError(f"no_repeat_ngram_size={self.no_repeat_ngram_size}; expected >= 0")
+        if self.decoder_start_token_id is None:
+            raise GenerationError("decoder_start_token_id is not set in the config or generation config")
+        for name in ("forced_bos_token_id", "decoder_start_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < config.vocab_size:
+                raise GenerationError(f"{name}={value} is outside the vocabulary [0, {config.vocab_size})")
+
+
+@dataclass
+class GenerateOutput:
+    """`generate(..., return_dict_in_generate=True)`: sequences [B * num_return_sequences, T] and, for beam
+    search, sequences_scores (length-penalised sum of log-probabilities)."""
+
+    sequences: np.ndarray
+    sequences_scores: np.ndarray | None = None
+
+
+def process_scores(scores, sequences, settings, eos_ids, max_length, min_length):
+    """transformers' logits processors, in its order, on scores [N, V] given the sequences so far [N, t].
+    Banned tokens get -inf; forced tokens leave every other token at -inf."""
+    n, cur_len = sequences.shape
+    ngram = settings.no_repeat_ngram_size
+    if ngram and cur_len >= ngram:
+        for row in range(n):
+            tokens = sequences[row].tolist()
+            prefix = tuple(tokens[cur_len - ngram + 1:])
+            banned = [ids[-1] for ids in zip(*[tokens[i:] for i in range(ngram)]) if ids[:-1] == prefix]
+            scores[row, banned] = -np.inf
+    if eos_ids and cur_len < min_length:
+        scores[:, eos_ids] = -np.inf
+    if settings.forced_bos_token_id is not None and cur_len == 1:
+        scores[:] = -np.inf
+        scores[:, settings.forced_bos_token_id] = 0
+    if settings.forced_eos_token_id is not None and cur_len == max_length - 1:
+        scores[:] = -np.inf
+        scores[:, settings.forced_eos_token_id] = 0
+    return scores
+
+
+def log_softmax(x):
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def top_k(x, k):
+    """Indices of the k largest entries of each row, largest first (ties: lower index first)."""
+    return np.argsort(-x, axis=-1, kind="stable")[:, :k]
+
+
+def greedy_search(step, batch, settings):
+    """Pick the best token each step; finished rows are filled with the pad id until all are done."""
+    max_length, min_length = settings.lengths()
+    eos_ids = settings.eos_ids()
+    pad = settings.pad_token_id if settings.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
+    sequences = np.full((batch, 1), settings.decoder_start_token_id, dtype=np.int64)
+    unfinished = np.ones(batch, dtype=bool)
+    while True:
+        scores = step(sequences, None).astype(np.float32)  # [B, V]
+        scores = process_scores(scores, sequences, settings, eos_ids, max_length, min_length)
+        tokens = np.argmax(scores, axis=-1)
+        if eos_ids:
+            tokens = np.where(unfinished, tokens, pad)
+        sequences = np.concatenate([sequences, tokens[:, None]], axis=1)
+        unfinished &= ~np.isin(tokens, eos_ids)
+        if not unfinished.any() or sequences.shape[1] >= max_length:
+            return GenerateOutput(sequences)
+
+
+def beam_search(step, batch, settings):
+    """transformers' vectorised beam search: keep 2 * num_beams candidates per row (more with several eos
+    ids) so that num_beams of them can continue; candidates ending in eos or at max_length become
+    hypotheses scored by sum of log-probs / (generated length ** length_penalty)."""
+    max_length, min_length = settings.lengths()
+    eos_ids = settings.eos_ids()
+    k, b = settings.num_beams, batch
+    keep = max(2, 1 + len(eos_ids)) * k
+    fill = (settings.pad_token_id or eos_ids[0]) if eos_ids else -1  # transformers' filler of unused slots
+    penalty, early = settings.length_penalty, settings.early_stopping
+    top_mask = np.arange(keep) < k
+
+    running = np.full((b, k, max_length), fill, dtype=np.int64)
+    running[:, :, 0] = settings.decoder_start_token_id
+    finished_seqs = running.copy()
+    running_scores = np.zeros((b, k), dtype=np.float32)
+    running_scores[:, 1:] = NEG
+    finished_scores = np.full((b, k), NEG, dtype=np.float32)
+    is_finished = np.zeros((b, k), dtype=bool)
+    improvable = np.ones((b, 1), dtype=bool)
+    running_origin = np.full((b, k, max_length - 1), -1, dtype=np.int64)  # source beam of every step
+    finished_origin = running_origin.copy()
+    cur_len = 1
+    while True:
+        flat = running[:, :, :cur_len].reshape(b * k, cur_len)
+        logits = step(flat, None if cur_len == 1 else running_origin[:, :, cur_len - 2].reshape(-1))
+        log_probs = log_softmax(logits.astype(np.float32))
+        log_probs = process_scores(log_probs, flat, settings, eos_ids, max_length, min_length)
+        vocab = log_probs.shape[-1]
+        log_probs = (log_probs.reshape(b, k, vocab) + running_scores[:, :, None]).reshape(b, k * vocab)
+
+        # the `keep` best continuations over all beams of a row
+        choice = top_k(log_probs, keep)
+        cand_scores = np.take_along_axis(log_probs, choice, axis=1)
+        source, tokens = choice // vocab, choice % vocab
+        cand_seqs = np.take_along_axis(running, source[:, :, None], axis=1)
+        cand_seqs[:, :, cur_len] = tokens
+        cand_origin = np.take_along_axis(running_origin, source[:, :, None], axis=1)
+        cand_origin[:, :, cur_len - 1] = source + np.arange(b)[:, None] * k
+        done = np.isin(tokens, eos_ids) | (cur_len + 1 >= max_length)
+
+        # the best num_beams that are not done continue
+        alive = cand_scores + done.astype(np.float32) * NEG
+        pick = top_k(alive, k)
+        running = np.take_along_axis(cand_seqs, pick[:, :, None], axis=1)
+        running_scores = np.take_along_axis(alive, pick, axis=1)
+        running_origin = np.take_along_axis(cand_origin, pick[:, :, None], axis=1)
+
+        # done candidates among the top num_beams join the finished hypotheses if they beat them
+        just_done = done & top_mask[None, :]
+        hyp_scores = cand_scores / np.float32((cur_len + 1 - 1) ** penalty)
+        full = np.all(is_finished, axis=-1, keepdims=True) & (early is True)
+        hyp_scores = hyp_scores + full.astype(np.float32) * NEG
+        hyp_scores = hyp_scores + (~improvable).astype(np.float32) * NEG
+        hyp_scores = hyp_scores + (~just_done).astype(np.float32) * NEG
+        merged_scores = np.concatenate([finished_scores, hyp_scores], axis=1)
+        best = top_k(merged_scores, k)
+        finished_seqs = np.take_along_axis(np.concatenate([finished_seqs, cand_seqs], axis=1), best[:, :, None], axis=1)
+        finished_scores = np.take_along_axis(merged_scores, best, axis=1)
+        finished_origin = np.take_along_axis(np.concatenate([finished_origin, cand_origin], axis=1),
+                                             best[:, :, None], axis=1)
+        is_finished = np.take_along_axis(np.concatenate([is_finished, just_done], axis=1), best, axis=1)
+
+        cur_len += 1
+        # can a running beam still beat the worst finished hypothesis? (transformers' heuristic)
+        if early == "never" and penalty > 0.0:
+            best_length = max_length - 1
+        else:
+            best_length = cur_len - 1
+        best_running = running_scores[:, :1] / np.float32(best_length ** penalty)
+        worst_finished = np.where(is_finished, np.min(finished_scores, axis=1, keepdims=True), NEG)
+        improvable = improvable & np.any(best_running > worst_finished, axis=-1, keepdims=True)
+        if not (improvable.any() and not (is_finished.all() and early is True) and not done.all()):
+            break
+
+    n = settings.num_return_sequences
+    sequences = finished_seqs[:, :n].reshape(b * n, max_length)
+    scores = finished_scores[:, :n].reshape(b * n)
+    generated = int(np.max(np.sum(finished_origin[:, :n].reshape(b * n, -1) != -1, axis=1)))
+    return GenerateOutput(sequences[:, :1 + generated], scores)
+
+
+def generate(model, input_ids, attention_mask=None, global_attention_mask=None, progress=None, **kwargs):
+    """Run the encoder once, then greedy or beam search with the decoder's KV cache.
+
+    kwargs override the model's generation_config (max_length, max_new_tokens, min_length,
+    min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
+    no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id, use_cache, ...);
+    return_dict_in_generate=True returns a GenerateOutput with the beams' scores.
+    `progress`, if given, is called once per decoding step.
+    """
+    return_dict = kwargs.pop("return_dict_in_generate", False)
+    kwargs.pop("output_scores", None)
+    settings = model.generation_config.update(**kwargs)
+    settings.validate(model.config)
+    encoder_outputs = model.encoder(input_ids, attention_mask=attention_mask,
+                                    global_attention_mask=global_attention_mask)
+    xp = array_namespace(encoder_outputs.last_hidden_state)
+    batch = encoder_outputs.last_hidden_state.shape[0]
+    beams = settings.num_beams
+    state = encoder_outputs.last_hidden_state
+    mask = None
+    if attention_mask is not None:
+        mask = inputs.binary_mask(attention_mask, xp, "attention_mask", tuple(state.shape[:2]))
+    if beams > 1:  # every beam of a row sees that row's encoder output
+        rows = xp.asarray(np.repeat(np.arange(batch), beams))
+        state = xp.take(state, rows, axis=0)
+        mask = None if mask is None else xp.take(mask, rows, axis=0)
+    cache = {"past": None}
+
+    def step(sequences, reorder):
+        """Logits of the next token for every row of sequences [N, t] (as a NumPy array [N, V])."""
+        past = cache["past"]
+        if past is not None and reorder is not None:
+            order = xp.asarray(reorder)
+            past = tuple((xp.take(k, order, axis=0), xp.take(v, order, axis=0), ck, cv) for k, v, ck, cv in past)
+        if settings.use_cache and past is not None:
+            ids = sequences[:, -1:]
+        else:
+            ids, past = sequences, None
+        out = model(attention_mask=mask, encoder_outputs=(state,), decoder_input_ids=xp.asarray(ids),
+                    past_key_values=past, use_cache=settings.use_cache)
+        cache["past"] = out.past_key_values
+        if progress is not None:
+            progress()
+        return to_numpy(out.logits[:, -1, :])
+
+    search = beam_search if beams > 1 else greedy_search
+    out = search(step, batch, settings)
+    return out if return_dict else out.sequences
+
