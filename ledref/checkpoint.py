@@ -112,6 +112,17 @@ def read_state_dict(path):
     return state
 
 
+def tensor_shapes(path):
+    """{key: (shape, dtype name)} of every tensor of a checkpoint, read from the file headers only."""
+    shapes = {}
+    for file in weight_files(path):
+        with safe_open(file, framework="numpy") as f:
+            for key in f.keys():
+                tensor = f.get_slice(key)
+                shapes[key] = (tuple(tensor.get_shape()), tensor.get_dtype())
+    return shapes
+
+
 def load_params(path, config, head=None, dtype="float32"):
     """Checked, nested parameters for the encoder-decoder plus `head` (None, "lm", "qa", "classification").
 

@@ -279,21 +279,23 @@ def beam_search(step, batch, settings):
     return GenerateOutput(sequences[:, :1 + generated], scores)
 
 
-def generate(model, input_ids, attention_mask=None, global_attention_mask=None, progress=None, **kwargs):
+def generate(model, input_ids, attention_mask=None, global_attention_mask=None, encoder_progress=None,
+             step_progress=None, **kwargs):
     """Run the encoder once, then greedy or beam search with the decoder's KV cache.
 
     kwargs override the model's generation_config (max_length, max_new_tokens, min_length,
     min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
     no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id, use_cache, ...);
     return_dict_in_generate=True returns a GenerateOutput with the beams' scores.
-    `progress`, if given, is called once per decoding step.
+    `encoder_progress` and `step_progress`, if given, are called after each encoder layer and each
+    decoding step.
     """
     return_dict = kwargs.pop("return_dict_in_generate", False)
     kwargs.pop("output_scores", None)
     settings = model.generation_config.update(**kwargs)
     settings.validate(model.config)
     encoder_outputs = model.encoder(input_ids, attention_mask=attention_mask,
-                                    global_attention_mask=global_attention_mask)
+                                    global_attention_mask=global_attention_mask, progress=encoder_progress)
     xp = array_namespace(encoder_outputs.last_hidden_state)
     batch = encoder_outputs.last_hidden_state.shape[0]
     beams = settings.num_beams
@@ -320,8 +322,8 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
         out = model(attention_mask=mask, encoder_outputs=(state,), decoder_input_ids=xp.asarray(ids),
                     past_key_values=past, use_cache=settings.use_cache)
         cache["past"] = out.past_key_values
-        if progress is not None:
-            progress()
+        if step_progress is not None:
+            step_progress()
         return to_numpy(out.logits[:, -1, :])
 
     search = beam_search if beams > 1 else greedy_search

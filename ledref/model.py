@@ -15,6 +15,7 @@ from .backend import input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
+from .hub import resolve
 from .functional import ACTIVATIONS, finfo_min, layer_norm, linear, log_softmax
 from .generation import GenerationConfig, generate
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
@@ -36,11 +37,12 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
 
 
 def encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
-            output_hidden_states=False):
+            output_hidden_states=False, progress=None):
     """input_ids [B, L], mask [B, L] merged (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
 
     Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, unpads
     everything but `global_attentions`, which transformers returns at the padded length.
+    `progress`, if given, is called after each layer.
     """
     xp = array_namespace(input_ids)
     enc, shared = params["encoder"], params["shared"]["weight"]
@@ -62,6 +64,8 @@ def encoder(params, config, input_ids, mask, attn_implementation="band", output_
                                                attention, output_attentions, **layer)
         attentions.append(probs)
         global_attentions.append(global_probs)
+        if progress is not None:
+            progress()
     hidden.append(h)
     return LEDEncoderBaseModelOutput(
         last_hidden_state=h[:, :length, :],
@@ -187,13 +191,21 @@ class LEDPreTrainedModel:
         self._params_for(self.default_xp)
 
     @classmethod
-    def from_pretrained(cls, path, dtype="float32", attn_implementation="band", backend=None):
-        """Load config.json and safetensors weights from a directory laid out like a Hugging Face repo."""
+    def from_pretrained(cls, name_or_path, dtype="float32", attn_implementation="band", backend=None,
+                        revision=None, cache_dir=None, local_files_only=False):
+        """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
+        folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve."""
         if dtype not in DTYPES:
             raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
+        path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
         params = load_params(path, config, head=cls.head, dtype=dtype)
-        return cls(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
+        model = cls(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
+        model._read_extras(path)
+        return model
+
+    def _read_extras(self, path):
+        """Files besides config and weights that a subclass reads from the checkpoint directory."""
 
     def _params_for(self, xp):
         name = namespace_name(xp)
@@ -212,7 +224,7 @@ class LEDPreTrainedModel:
     # -- argument handling shared by every head
 
     def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
-                output_attentions, output_hidden_states):
+                output_attentions, output_hidden_states, progress=None):
         """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
         config = self.config
         if encoder_outputs is not None:
@@ -244,7 +256,8 @@ class LEDPreTrainedModel:
         if global_attention_mask is not None:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
         out = encoder(params, config, input_ids, mask, self.attn_implementation,
-                      output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+                      output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                      progress=progress)
         return input_ids, attention_mask, out
 
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
@@ -329,12 +342,12 @@ class LEDEncoder:
         self.model = model
 
     def __call__(self, input_ids, attention_mask=None, global_attention_mask=None, output_attentions=False,
-                 output_hidden_states=False):
+                 output_hidden_states=False, progress=None):
         model = self.model
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
         xp = input_namespace(args, model.default_xp)
         return model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
-                             output_attentions, output_hidden_states)[2]
+                             output_attentions, output_hidden_states, progress)[2]
 
 
 class LEDModel(LEDPreTrainedModel):
@@ -357,11 +370,8 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
         super().__init__(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
         self.generation_config = generation_config or GenerationConfig.from_model_config(config)
 
-    @classmethod
-    def from_pretrained(cls, path, dtype="float32", attn_implementation="band", backend=None):
-        model = super().from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
-        model.generation_config = GenerationConfig.from_pretrained(path, model.config)
-        return model
+    def _read_extras(self, path):
+        self.generation_config = GenerationConfig.from_pretrained(path, self.config)
 
     def generate(self, input_ids, attention_mask=None, global_attention_mask=None, **kwargs):
         """Token ids [B * num_return_sequences, T] starting with the decoder start token, as transformers'

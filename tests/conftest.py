@@ -56,6 +56,12 @@ def assert_close(ours, reference, dtype, name=""):
     return err
 
 
+def parity_inputs():
+    """The inputs of the parity case with padding and mixed global tokens (for tests beside test_parity)."""
+    from test_parity import CASES, make_inputs
+    return make_inputs(CASES["globals_mixed"])
+
+
 SMALL = dict(vocab_size=97, d_model=24, encoder_layers=2, decoder_layers=2, encoder_attention_heads=3,
              decoder_attention_heads=3, encoder_ffn_dim=40, decoder_ffn_dim=40,
              max_encoder_position_embeddings=160, max_decoder_position_embeddings=40, attention_window=8)

@@ -132,7 +132,8 @@ def test_head_missing_from_checkpoint(make_checkpoint):
 
 
 def test_missing_files(make_checkpoint, tmp_path):
-    with pytest.raises(ledref.CheckpointNotFoundError, match="does not exist"):
+    with pytest.raises(ledref.CheckpointNotFoundError, match="is neither a checkpoint directory nor a Hugging "
+                                                             "Face repo id"):
         ledref.LEDModel.from_pretrained(tmp_path / "nowhere")
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -1,0 +1,159 @@
+"""The `ledref` command: summarize a text file, convert a PyTorch checkpoint, describe a checkpoint.
+
+    ledref summarize --model PATH_OR_ID [--global 0,...] [generation options] FILE|-
+    ledref convert SRC DST
+    ledref info PATH_OR_ID
+
+Errors print one line, `ledref: error: ...`, and exit with status 1 (2 for bad command-line usage).
+"""
+
+import argparse
+import json
+import math
+import sys
+
+from .errors import LedrefError
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage block
+        raise UsageError(message)
+
+
+def positions(text):
+    """'0,5,9' -> [0, 5, 9]; '' or 'none' -> []."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        values = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token positions, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"token positions must be >= 0, got {text!r}")
+    return values
+
+
+def early_stopping(text):
+    values = {"true": True, "false": False, "never": "never"}
+    if text not in values:
+        raise argparse.ArgumentTypeError(f"expected true, false or never, got {text!r}")
+    return values[text]
+
+
+def build_parser():
+    parser = Parser(prog="ledref", description="A reference LED (Longformer-Encoder-Decoder) on the Array API.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    s = commands.add_parser("summarize", help="generate a summary of a text file (- for standard input)")
+    s.add_argument("file", help="text file to summarize, or - for standard input")
+    s.add_argument("--model", required=True, help="checkpoint directory, Hugging Face cache folder or repo id")
+    s.add_argument("--revision", help="branch, tag or commit of a Hub repo id")
+    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    s.add_argument("--global", dest="global_positions", type=positions, default=[0], metavar="POSITIONS",
+                   help="comma-separated token positions with global attention (default 0, the <s> token; "
+                        "'none' for none)")
+    s.add_argument("--truncate", action="store_true",
+                   help="cut inputs longer than the model's max_encoder_position_embeddings instead of failing")
+    s.add_argument("--num-beams", type=int)
+    s.add_argument("--max-length", type=int)
+    s.add_argument("--max-new-tokens", type=int)
+    s.add_argument("--min-length", type=int)
+    s.add_argument("--length-penalty", type=float)
+    s.add_argument("--no-repeat-ngram-size", type=int)
+    s.add_argument("--early-stopping", type=early_stopping, choices=[True, False, "never"], metavar="{true,false,never}")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    c = commands.add_parser("convert", help="turn a pytorch_model.bin checkpoint into a safetensors one")
+    c.add_argument("src", help="directory with pytorch_model.bin (or its index) and config.json")
+    c.add_argument("dst", help="directory to write model.safetensors and the config and tokenizer files to")
+
+    i = commands.add_parser("info", help="print the config and parameter count of a checkpoint")
+    i.add_argument("model", help="checkpoint directory, Hugging Face cache folder or repo id")
+    i.add_argument("--revision", help="branch, tag or commit of a Hub repo id")
+    return parser
+
+
+def progress_bar(total, description, quiet):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=description, file=sys.stderr, leave=False,
+                disable=quiet or not sys.stderr.isatty())
+
+
+def summarize(args):
+    from .hub import resolve
+    from .model import LEDForConditionalGeneration
+    from .tokenizer import LEDTokenizer
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    except OSError as e:
+        raise LedrefError(f"cannot read {args.file}: {e.strerror}") from None
+    path = resolve(args.model, args.revision)
+    tokenizer = LEDTokenizer.from_pretrained(path)
+    model = LEDForConditionalGeneration.from_pretrained(path, dtype=args.dtype)
+    limit = model.config.max_encoder_position_embeddings
+    encoded = tokenizer(text, truncation=args.truncate, max_length=limit if args.truncate else None)
+    input_ids = encoded["input_ids"]
+    if len(input_ids) > limit:
+        raise LedrefError(f"{args.file} is {len(input_ids)} tokens long; the model reads at most {limit} "
+                          f"(max_encoder_position_embeddings). Use --truncate to cut it")
+    if any(p >= len(input_ids) for p in args.global_positions):
+        raise LedrefError(f"--global position {max(args.global_positions)} is past the end of the input "
+                          f"({len(input_ids)} tokens)")
+    global_mask = [[1 if i in args.global_positions else 0 for i in range(len(input_ids))]]
+    settings = {name: getattr(args, name) for name in ("num_beams", "max_length", "max_new_tokens", "min_length",
+                                                        "length_penalty", "no_repeat_ngram_size", "early_stopping")
+                if getattr(args, name) is not None}
+    max_length, _ = model.generation_config.update(**settings).lengths()
+    with progress_bar(model.config.encoder_layers, "encoder", args.quiet) as layers, \
+            progress_bar(max_length - 1, "decoding", args.quiet) as steps:
+        ids = model.generate([input_ids], global_attention_mask=global_mask,
+                             encoder_progress=lambda: layers.update(), step_progress=lambda: steps.update(),
+                             **settings)
+    print(tokenizer.decode(ids[0].tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=True))
+
+
+def convert_command(args):
+    from .convert import convert
+    n = convert(args.src, args.dst)
+    print(f"wrote {n} tensors to {args.dst}/model.safetensors (read back equal)")
+
+
+def info(args):
+    from .checkpoint import TIED_COPIES, tensor_shapes
+    from .config import LEDConfig
+    from .hub import resolve
+
+    path = resolve(args.model, args.revision)
+    config = LEDConfig.from_pretrained(path)
+    shapes = tensor_shapes(path)
+    counted = {k: v for k, v in shapes.items() if k.removeprefix("led.") not in TIED_COPIES}
+    n_params = sum(math.prod(shape) for shape, _ in counted.values())
+    dtypes = sorted({dtype for _, dtype in counted.values()})
+    print(f"checkpoint: {path}")
+    print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+    print(f"parameters: {n_params:,} in {len(counted)} tensors ({', '.join(dtypes)})")
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        {"summarize": summarize, "convert": convert_command, "info": info}[args.command](args)
+    except UsageError as e:
+        print(f"ledref: error: {e} (see ledref --help)", file=sys.stderr)
+        return 2
+    except (LedrefError, OSError) as e:
+        print(f"ledref: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Where a checkpoint is: a local directory, a Hugging Face cache folder, or a Hub repo id.
+
+`resolve` turns any of them into a local directory holding config.json and the weights. Repo ids are
+fetched with huggingface_hub (the optional `hub` extra), which also finds them in the local cache, so
+`local_files_only=True` works offline. Only the files ledref reads are fetched.
+"""
+
+import os
+import re
+
+from .errors import CheckpointNotFoundError
+
+FILES = ["config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
+         "model-*.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+         "vocab.json", "merges.txt"]
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False):
+    """A local directory with the checkpoint's files.
+
+    - a checkpoint directory (a Hub cache snapshot `.../snapshots/<commit>` is one) is used as it is;
+    - a Hub cache repo folder (`models--owner--name`, with refs/ and snapshots/) gives the snapshot of
+      `revision` (a branch or tag under refs/, or a commit; default main);
+    - `owner/name` is fetched from the Hub (or found in the cache) with huggingface_hub.
+    """
+    path = os.fspath(name_or_path)
+    if os.path.isdir(path):
+        if os.path.isdir(os.path.join(path, "snapshots")) and os.path.isdir(os.path.join(path, "refs")):
+            return cache_snapshot(path, revision)
+        return path
+    if REPO_ID.match(path) and not os.path.exists(path):
+        return download(path, revision, cache_dir, local_files_only)
+    raise CheckpointNotFoundError(f"{path} is neither a checkpoint directory nor a Hugging Face repo id "
+                                  f"(owner/name)")
+
+
+def cache_snapshot(repo_folder, revision=None):
+    """The snapshot directory of a revision in a Hub cache repo folder."""
+    revision = revision or "main"
+    ref = os.path.join(repo_folder, "refs", revision)
+    commit = open(ref, encoding="utf-8").read().strip() if os.path.isfile(ref) else revision
+    snapshot = os.path.join(repo_folder, "snapshots", commit)
+    if not os.path.isdir(snapshot):
+        refs = sorted(os.listdir(os.path.join(repo_folder, "refs")))
+        raise CheckpointNotFoundError(f"revision {revision!r} is not in the cache folder {repo_folder} "
+                                      f"(refs there: {refs})")
+    return snapshot
+
+
+def download(repo_id, revision=None, cache_dir=None, local_files_only=False):
+    """Fetch the files ledref needs (or find them in the cache) with huggingface_hub."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise CheckpointNotFoundError(f"{repo_id} is not a local directory; fetching it from the Hugging Face Hub "
+                                      f"needs huggingface_hub: pip install 'ledref[hub]'") from None
+    where = f"{repo_id} at revision {revision or 'main'}"
+    try:
+        path = huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                                 local_files_only=local_files_only, allow_patterns=FILES)
+    except Exception as e:  # offline and not cached, unknown repo, network error: say which
+        raise CheckpointNotFoundError(f"could not get {where}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    if not any(name.startswith("model") and name.endswith((".safetensors", ".safetensors.index.json"))
+               for name in os.listdir(path)):
+        raise CheckpointNotFoundError(
+            f"{where} has no safetensors weights (model.safetensors); its weights are probably only in "
+            f"pytorch_model.bin. Download the repository and convert it: ledref convert SRC DST")
+    return path
