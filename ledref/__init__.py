@@ -5,14 +5,16 @@ from .backend import to_numpy
 from .config import LEDConfig
 from .errors import (CheckpointError, CheckpointNotFoundError, ConfigError, GenerationError, InputError, LedrefError,
                      TokenizerError)
+from .generation import GenerationConfig
 from .model import (LEDForConditionalGeneration, LEDForQuestionAnswering, LEDForSequenceClassification, LEDModel,
                     LEDPreTrainedModel, shift_tokens_right)
+from .tokenizer import LEDTokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LEDConfig", "LEDModel", "LEDForConditionalGeneration", "LEDForQuestionAnswering",
-    "LEDForSequenceClassification", "LEDPreTrainedModel", "shift_tokens_right", "to_numpy",
+    "LEDForSequenceClassification", "LEDPreTrainedModel", "LEDTokenizer", "GenerationConfig", "shift_tokens_right", "to_numpy",
     "LedrefError", "ConfigError", "CheckpointError", "CheckpointNotFoundError", "InputError", "TokenizerError",
     "GenerationError",
 ]

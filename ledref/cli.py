@@ -93,8 +93,8 @@ def summarize(args):
     except OSError as e:
         raise LedrefError(f"cannot read {args.file}: {e.strerror}") from None
     path = resolve(args.model, args.revision)
-    tokenizer = LEDTokenizer.from_pretrained(path)
     model = LEDForConditionalGeneration.from_pretrained(path, dtype=args.dtype)
+    tokenizer = LEDTokenizer.from_pretrained(path)
     limit = model.config.max_encoder_position_embeddings
     encoded = tokenizer(text, truncation=args.truncate, max_length=limit if args.truncate else None)
     input_ids = encoded["input_ids"]
@@ -114,7 +114,7 @@ def summarize(args):
         ids = model.generate([input_ids], global_attention_mask=global_mask,
                              encoder_progress=lambda: layers.update(), step_progress=lambda: steps.update(),
                              **settings)
-    print(tokenizer.decode(ids[0].tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=True))
+    print(tokenizer.decode(ids[0].tolist(), skip_special_tokens=True))
 
 
 def convert_command(args):

@@ -2,6 +2,7 @@
 pytorch_model.bin checkpoints; each checked against transformers' outputs on the same weights."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +45,16 @@ def test_cache_snapshot_folder_and_repo_id(make_checkpoint, tmp_path):
     logits_match(cls.from_pretrained(folder, revision=COMMIT), hf)
     # owner/name, found offline in the cache by huggingface_hub
     logits_match(cls.from_pretrained("own/tiny", cache_dir=tmp_path, local_files_only=True), hf)
+    # the tokenizer is found the same way
+    transformers = require("transformers")
+    tokenizer_files = Path(__file__).parent / "data" / "tokenizer"
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(tokenizer_files / name, snapshot / name)
+    text = "Found in the cache, offline."
+    expected = transformers.LEDTokenizerFast.from_pretrained(snapshot)(text)["input_ids"]
+    assert ledref.LEDTokenizer.from_pretrained("own/tiny", cache_dir=tmp_path, local_files_only=True)(text)[
+        "input_ids"] == expected
+    assert ledref.LEDTokenizer.from_pretrained(folder)(text)["input_ids"] == expected
     with pytest.raises(ledref.CheckpointNotFoundError, match=r"revision 'v2' is not in the cache folder"):
         cls.from_pretrained(folder, revision="v2")
     with pytest.raises(ledref.CheckpointNotFoundError, match=r"could not get own/other at revision main"):

@@ -1,0 +1,128 @@
+"""`ledref summarize`, `convert` and `info` run as subprocesses on a tiny checkpoint with a trained tokenizer;
+summaries are compared with transformers' generate + decode on the same files."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SMALL, hf_call, require
+from hf_oracle import for_generation, randomise
+from test_hub_and_convert import write_pytorch_checkpoint
+
+pytestmark = pytest.mark.parity
+TOKENIZER = Path(__file__).parent / "data" / "tokenizer"
+TEXT = ("The committee met on Tuesday to review the budget. Costs rose by 4% while income stayed flat, so "
+        "the board asked for a new plan before the next meeting.")
+
+
+def ledref_command(*args, stdin=None):
+    exe = Path(sys.executable).parent / "ledref"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "ledref"]
+    return subprocess.run(command + [str(a) for a in args], input=stdin, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random LED whose vocabulary is the test tokenizer's, with vocab.json and merges.txt beside it."""
+    torch, transformers = require("torch"), require("transformers")
+    path = tmp_path_factory.mktemp("cli")
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(TOKENIZER / name, path / name)
+    tokenizer = transformers.LEDTokenizerFast.from_pretrained(path)
+    torch.manual_seed(2)
+    settings = {**SMALL, "vocab_size": len(tokenizer), "dropout": 0.0, "attention_dropout": 0.0,
+                "activation_dropout": 0.0}
+    model = transformers.LEDForConditionalGeneration(transformers.LEDConfig(**settings)).eval()
+    for_generation(randomise(model, torch, 2), torch)
+    model.save_pretrained(path, safe_serialization=True)
+    return model, tokenizer, path
+
+
+def one_error_line(run, status, pattern):
+    assert run.returncode == status, (run.returncode, run.stdout, run.stderr)
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ledref: error: "), run.stderr
+    assert "Traceback" not in run.stderr
+    import re
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("options", [["--num-beams", "3", "--max-length", "14", "--no-repeat-ngram-size", "2"],
+                                     ["--max-new-tokens", "10", "--global", "0,5"]])
+def test_summarize_matches_transformers(options, checkpoint, tmp_path):
+    hf, tokenizer, path = checkpoint
+    (tmp_path / "doc.txt").write_text(TEXT)
+    run = ledref_command("summarize", "--model", path, "--quiet", *options, tmp_path / "doc.txt")
+    assert run.returncode == 0, run.stderr
+    import numpy as np
+    input_ids = np.array([tokenizer(TEXT)["input_ids"]])
+    positions = [int(p) for p in options[options.index("--global") + 1].split(",")] if "--global" in options else [0]
+    global_attention_mask = np.zeros_like(input_ids)
+    global_attention_mask[0, positions] = 1
+    settings = {o.lstrip("-").replace("-", "_"): int(v) for o, v in zip(options[::2], options[1::2]) if o != "--global"}
+    ids = hf_call(hf.generate, "float32", input_ids=input_ids, global_attention_mask=global_attention_mask, **settings)
+    expected = tokenizer.decode(ids[0], skip_special_tokens=True)
+    assert run.stdout == expected + "\n"
+    from_stdin = ledref_command("summarize", "--model", path, "--quiet", *options, "-", stdin=TEXT)
+    assert from_stdin.returncode == 0 and from_stdin.stdout == run.stdout
+
+
+def test_info_counts_parameters_as_transformers(checkpoint):
+    hf, _, path = checkpoint
+    run = ledref_command("info", path)
+    assert run.returncode == 0, run.stderr
+    expected = sum(p.numel() for p in hf.parameters()) + hf.final_logits_bias.numel()  # a buffer, but stored
+    assert f"parameters: {expected:,} in " in run.stdout
+    assert '"d_model": 24' in run.stdout and '"attention_window": [\n    8,\n    8\n  ]' in run.stdout
+
+
+def test_convert_command(checkpoint, tmp_path):
+    torch = require("torch")
+    hf, _, path = checkpoint
+    write_pytorch_checkpoint(hf, torch, tmp_path / "bin")
+    shutil.copy(path / "vocab.json", tmp_path / "bin" / "vocab.json")
+    run = ledref_command("convert", tmp_path / "bin", tmp_path / "st")
+    assert run.returncode == 0, run.stderr
+    assert "(read back equal)" in run.stdout and (tmp_path / "st" / "vocab.json").exists()
+    info = ledref_command("info", tmp_path / "st")
+    expected = sum(p.numel() for p in hf.parameters()) + hf.final_logits_bias.numel()
+    assert f"parameters: {expected:,} in " in info.stdout
+
+
+def test_bad_inputs(checkpoint, tmp_path):
+    _, _, path = checkpoint
+    doc = tmp_path / "doc.txt"
+    doc.write_text(TEXT)
+    one_error_line(ledref_command("summarize", "--model", path, tmp_path / "missing.txt"), 1,
+                   r"cannot read .*missing\.txt: No such file or directory")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(path / "config.json", empty / "config.json")
+    one_error_line(ledref_command("summarize", "--model", empty, doc), 1, r"has neither model\.safetensors")
+    one_error_line(ledref_command("info", empty), 1, r"has neither model\.safetensors")
+    (empty / "pytorch_model.bin").write_bytes(b"")
+    one_error_line(ledref_command("summarize", "--model", empty, doc), 1, r"only PyTorch weights.*ledref convert")
+    one_error_line(ledref_command("summarize", "--model", tmp_path / "nowhere", doc), 1,
+                   r"neither a checkpoint directory nor a Hugging Face repo id")
+    one_error_line(ledref_command("summarize", "--model", path, "--num-beams", "many", doc), 2,
+                   r"argument --num-beams: invalid int value: 'many'")
+    one_error_line(ledref_command("summarize", "--model", path, "--early-stopping", "maybe", doc), 2,
+                   r"expected true, false or never")
+    one_error_line(ledref_command("summarize", "--model", path, "--global", "0,x", doc), 2,
+                   r"expected comma-separated token positions")
+    one_error_line(ledref_command("summarize", "--model", path, "--global", "500", doc), 1,
+                   r"--global position 500 is past the end of the input")
+    one_error_line(ledref_command("summarize", "--model", path, "--num-beams", "2", "--max-length", "999", doc), 1,
+                   r"max_length=999 exceeds max_decoder_position_embeddings=40")
+    one_error_line(ledref_command("frobnicate"), 2, r"invalid choice: 'frobnicate'")
+    long_doc = tmp_path / "long.txt"
+    long_doc.write_text(TEXT * 20)
+    one_error_line(ledref_command("summarize", "--model", path, long_doc), 1,
+                   r"tokens long; the model reads at most 160 .* Use --truncate")
+    truncated = ledref_command("summarize", "--model", path, "--truncate", "--quiet", "--max-length", "5", long_doc)
+    assert truncated.returncode == 0, truncated.stderr
