@@ -126,3 +126,46 @@ def test_bad_inputs(checkpoint, tmp_path):
                    r"tokens long; the model reads at most 160 .* Use --truncate")
     truncated = ledref_command("summarize", "--model", path, "--truncate", "--quiet", "--max-length", "5", long_doc)
     assert truncated.returncode == 0, truncated.stderr
+
+
+def terminal_stderr(*args):
+    """Run ledref with stderr on a pseudo-terminal; returns what was written there."""
+    import pty
+    exe = Path(sys.executable).parent / "ledref"
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "ledref"]
+    import fcntl
+    import struct
+    import termios
+    import threading
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    chunks = []
+
+    def read():  # while the process runs: a pty drops unread output once its last writer closes
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    run = subprocess.run(command + [str(a) for a in args], stdout=subprocess.PIPE, stderr=slave, timeout=300)
+    os.close(slave)
+    reader.join(timeout=10)
+    os.close(master)
+    assert run.returncode == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bars_only_on_a_terminal(checkpoint, tmp_path):
+    _, _, path = checkpoint
+    (tmp_path / "doc.txt").write_text(TEXT)
+    shown = terminal_stderr("summarize", "--model", path, "--max-length", "6", tmp_path / "doc.txt")
+    assert "encoder:" in shown and "/2 [" in shown and "decoding:" in shown  # 2 encoder layers
+    assert terminal_stderr("summarize", "--model", path, "--max-length", "6", "--quiet", tmp_path / "doc.txt") == ""
+    piped = ledref_command("summarize", "--model", path, "--max-length", "6", tmp_path / "doc.txt")
+    assert piped.returncode == 0 and piped.stderr == ""
