@@ -117,11 +117,10 @@ def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_glo
     return merge_heads(out), (probs if output_attentions else None), global_probs
 
 
-def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                         value_global, output_attentions=False):
-    """Dense reference: the rule above as L x L masked softmaxes. Memory O(L^2); for teaching and tests."""
+def _dense_rule(h, mask, w, n_heads, query, key, value, query_global, key_global, value_global):
+    """The rule as two L x L softmaxes: every row by the local rule (pad rows zero) with its values, and,
+    when any token is global, every row by the global rule with the global values (None otherwise)."""
     xp = array_namespace(h)
-    positions, used, x = slots
     length = h.shape[1]
     q, k, v = _projections(h, n_heads, query, key, value)
     i = xp.arange(length, device=device(h))
@@ -130,13 +129,34 @@ def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_gl
     scores = q @ xp.matrix_transpose(k)  # [B, H, L, L]
     probs = softmax(xp.where(allowed[:, None, :, :], scores, finfo_min(scores)))
     probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
+    if not bool(xp.any(mask == 2)):
+        return probs, v, None, None
+    # every query row through the global projections; only the global ones are used
+    qg, kg, vg = _projections(h, n_heads, query_global, key_global, value_global)
+    gscores = qg @ xp.matrix_transpose(kg)  # [B, H, L, L]
+    gprobs = softmax(xp.where((mask != 0)[:, None, None, :], gscores, finfo_min(gscores)))
+    return probs, v, gprobs, vg
+
+
+def dense_attention_matrix(h, mask, w, n_heads, **weights):
+    """P[b, h, i, j]: the weight of token j's value in token i's attention output, as the layer uses it
+    (local rule for local tokens, global rule for global ones, 0 for pad rows).   -> [B, H, L, L]"""
+    xp = array_namespace(h)
+    probs, _, gprobs, _ = _dense_rule(h, mask, w, n_heads, **weights)
+    return probs if gprobs is None else xp.where((mask == 2)[:, None, :, None], gprobs, probs)
+
+
+def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
+                         value_global, output_attentions=False):
+    """Dense reference: the rule above as L x L masked softmaxes. Memory O(L^2); for teaching and tests."""
+    xp = array_namespace(h)
+    positions, used, x = slots
+    length = h.shape[1]
+    probs, v, gprobs, vg = _dense_rule(h, mask, w, n_heads, query, key, value, query_global, key_global,
+                                       value_global)
     out = probs @ v  # [B, H, L, d]
     local_probs = global_probs = None
     if x:
-        # every query row through the global projections; only the global ones are kept
-        qg, kg, vg = _projections(h, n_heads, query_global, key_global, value_global)
-        gscores = qg @ xp.matrix_transpose(kg)  # [B, H, L, L]
-        gprobs = softmax(xp.where((mask != 0)[:, None, None, :], gscores, finfo_min(gscores)))
         out = xp.where((mask == 2)[:, None, :, None], gprobs @ vg, out)
         global_probs = take_positions(gprobs, positions, 1)  # [B, H, x, L]
         global_probs = xp.where(used[:, None, :, None], global_probs, xp.full_like(global_probs, 1 / length))
