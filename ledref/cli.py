@@ -3,6 +3,7 @@
     ledref summarize --model PATH_OR_ID [--global 0,...] [generation options] FILE|-
     ledref convert SRC DST
     ledref info PATH_OR_ID
+    ledref plot --model PATH_OR_ID [--layer L] [--head H] [--view band|dense|grid] [--from N --to M] --out FILE TEXT
 
 Errors print one line, `ledref: error: ...`, and exit with status 1 (2 for bad command-line usage).
 """
@@ -71,6 +72,22 @@ def build_parser():
     c.add_argument("src", help="directory with pytorch_model.bin (or its index) and config.json")
     c.add_argument("dst", help="directory to write model.safetensors and the config and tokenizer files to")
 
+    p = commands.add_parser("plot", help="draw the encoder's attention of a text file to a PNG or SVG")
+    p.add_argument("file", help="text file (or - for standard input)")
+    p.add_argument("--model", required=True, help="checkpoint directory, Hugging Face cache folder or repo id")
+    p.add_argument("--revision", help="branch, tag or commit of a Hub repo id")
+    p.add_argument("--global", dest="global_positions", type=positions, default=[0], metavar="POSITIONS",
+                   help="comma-separated token positions with global attention (default 0; 'none' for none)")
+    p.add_argument("--layer", type=int, default=0, help="encoder layer (band and dense views)")
+    p.add_argument("--head", type=int, default=0, help="attention head (band and dense views)")
+    p.add_argument("--view", choices=["band", "dense", "grid"], default="band",
+                   help="band: query x relative offset; dense: query x key; grid: band views of all layers x heads")
+    p.add_argument("--from", dest="start", type=int, help="first query token shown")
+    p.add_argument("--to", dest="stop", type=int, help="one past the last query token shown")
+    p.add_argument("--log", action="store_true", help="logarithmic colour scale")
+    p.add_argument("--truncate", action="store_true", help="cut inputs longer than the model reads")
+    p.add_argument("--out", required=True, help="image file to write (.png or .svg)")
+
     i = commands.add_parser("info", help="print the config and parameter count of a checkpoint")
     i.add_argument("model", help="checkpoint directory, Hugging Face cache folder or repo id")
     i.add_argument("--revision", help="branch, tag or commit of a Hub repo id")
@@ -88,33 +105,82 @@ def summarize(args):
     from .model import LEDForConditionalGeneration
     from .tokenizer import LEDTokenizer
 
-    try:
-        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
-    except OSError as e:
-        raise LedrefError(f"cannot read {args.file}: {e.strerror}") from None
+    text = read_text(args.file)
     path = resolve(args.model, args.revision)
     model = LEDForConditionalGeneration.from_pretrained(path, dtype=args.dtype)
     tokenizer = LEDTokenizer.from_pretrained(path)
-    limit = model.config.max_encoder_position_embeddings
-    encoded = tokenizer(text, truncation=args.truncate, max_length=limit if args.truncate else None)
-    input_ids = encoded["input_ids"]
-    if len(input_ids) > limit:
-        raise LedrefError(f"{args.file} is {len(input_ids)} tokens long; the model reads at most {limit} "
-                          f"(max_encoder_position_embeddings). Use --truncate to cut it")
-    if any(p >= len(input_ids) for p in args.global_positions):
-        raise LedrefError(f"--global position {max(args.global_positions)} is past the end of the input "
-                          f"({len(input_ids)} tokens)")
-    global_mask = [[1 if i in args.global_positions else 0 for i in range(len(input_ids))]]
+    input_ids, global_mask = encode_text(tokenizer, model, text, args.file, args.truncate, args.global_positions)
     settings = {name: getattr(args, name) for name in ("num_beams", "max_length", "max_new_tokens", "min_length",
                                                         "length_penalty", "no_repeat_ngram_size", "early_stopping")
                 if getattr(args, name) is not None}
     max_length, _ = model.generation_config.update(**settings).lengths()
     with progress_bar(model.config.encoder_layers, "encoder", args.quiet) as layers, \
             progress_bar(max_length - 1, "decoding", args.quiet) as steps:
-        ids = model.generate([input_ids], global_attention_mask=global_mask,
+        ids = model.generate(input_ids, global_attention_mask=global_mask,
                              encoder_progress=lambda: layers.update(), step_progress=lambda: steps.update(),
                              **settings)
     print(tokenizer.decode(ids[0].tolist(), skip_special_tokens=True))
+
+
+def read_text(file):
+    try:
+        return sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
+    except OSError as e:
+        raise LedrefError(f"cannot read {file}: {e.strerror}") from None
+
+
+def encode_text(tokenizer, model, text, file, truncate, global_positions):
+    """(input_ids [1, L], global_attention_mask [1, L]) of a text, or a clear error."""
+    limit = model.config.max_encoder_position_embeddings
+    input_ids = tokenizer(text, truncation=truncate, max_length=limit if truncate else None)["input_ids"]
+    if len(input_ids) > limit:
+        raise LedrefError(f"{file} is {len(input_ids)} tokens long; the model reads at most {limit} "
+                          f"(max_encoder_position_embeddings). Use --truncate to cut it")
+    if any(p >= len(input_ids) for p in global_positions):
+        raise LedrefError(f"--global position {max(global_positions)} is past the end of the input "
+                          f"({len(input_ids)} tokens)")
+    return [input_ids], [[1 if i in global_positions else 0 for i in range(len(input_ids))]]
+
+
+def plot(args):
+    from . import viz
+    from .hub import resolve
+    from .model import LEDModel
+    from .tokenizer import LEDTokenizer
+
+    if not args.out.lower().endswith((".png", ".svg")):
+        raise UsageError(f"--out {args.out}: expected a .png or .svg file name")
+    text = read_text(args.file)
+    path = resolve(args.model, args.revision)
+    model = LEDModel.from_pretrained(path)
+    config = model.config
+    if not 0 <= args.layer < config.encoder_layers:
+        raise UsageError(f"--layer {args.layer} is out of range; the encoder has layers 0..{config.encoder_layers - 1}")
+    if not 0 <= args.head < config.encoder_attention_heads:
+        raise UsageError(f"--head {args.head} is out of range; the layers have heads "
+                         f"0..{config.encoder_attention_heads - 1}")
+    tokenizer = LEDTokenizer.from_pretrained(path)
+    input_ids, global_mask = encode_text(tokenizer, model, text, args.file, args.truncate, args.global_positions)
+    length = len(input_ids[0])
+    start = 0 if args.start is None else args.start
+    stop = length if args.stop is None else args.stop
+    if not 0 <= start < stop <= length:
+        raise UsageError(f"--from {start} --to {stop} is not a range of the {length} tokens; expected "
+                         f"0 <= from < to <= {length}")
+    out = model.encoder(input_ids, global_attention_mask=global_mask, output_attentions=True)
+    glob = out.global_attentions or (None,) * config.encoder_layers
+    common = dict(start=start, stop=stop, log=args.log)
+    if args.view == "grid":
+        fig = viz.plot_grid(out.attentions, out.global_attentions, global_mask, **common)
+    elif args.view == "band":
+        fig = viz.plot_band(out.attentions[args.layer], glob[args.layer], global_mask, head=args.head, **common,
+                            title=f"layer {args.layer}, head {args.head}: band view")
+    else:
+        tokens = tokenizer.convert_ids_to_tokens(input_ids[0])
+        fig = viz.plot_dense(out.attentions[args.layer], glob[args.layer], global_mask, head=args.head, **common,
+                             tokens=tokens, title=f"layer {args.layer}, head {args.head}: dense view")
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out} ({args.view} view of {length} tokens)")
 
 
 def convert_command(args):
@@ -143,7 +209,7 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        {"summarize": summarize, "convert": convert_command, "info": info}[args.command](args)
+        {"summarize": summarize, "convert": convert_command, "info": info, "plot": plot}[args.command](args)
     except UsageError as e:
         print(f"ledref: error: {e} (see ledref --help)", file=sys.stderr)
         return 2

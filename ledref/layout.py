@@ -21,10 +21,15 @@ from .backend import to_numpy
 from .errors import InputError
 
 
+def as_numpy(a):
+    """An array of any backend, or nested lists, as a NumPy array."""
+    return np.asarray(a) if isinstance(a, (list, tuple)) else np.asarray(to_numpy(a))
+
+
 def merged_mask(global_attention_mask, attention_mask, shape):
     """transformers' merged mask [B, L]: 0 pad, 1 local, 2 global."""
-    am = np.ones(shape, dtype=np.int64) if attention_mask is None else np.asarray(to_numpy(attention_mask))
-    gm = np.zeros(shape, dtype=np.int64) if global_attention_mask is None else np.asarray(to_numpy(global_attention_mask))
+    am = np.ones(shape, dtype=np.int64) if attention_mask is None else as_numpy(attention_mask)
+    gm = np.zeros(shape, dtype=np.int64) if global_attention_mask is None else as_numpy(global_attention_mask)
     for name, m in (("attention_mask", am), ("global_attention_mask", gm)):
         if m.shape != tuple(shape):
             raise InputError(f"{name} has shape {m.shape}; expected {tuple(shape)} (batch, tokens)")
@@ -153,4 +158,4 @@ def to_bertviz(attentions, global_attentions, global_attention_mask=None, attent
 def _real_tokens(attention_mask, row, length):
     if attention_mask is None:
         return np.arange(length)
-    return np.flatnonzero(np.asarray(to_numpy(attention_mask))[row] == 1)
+    return np.flatnonzero(as_numpy(attention_mask)[row] == 1)

@@ -169,3 +169,39 @@ def test_progress_bars_only_on_a_terminal(checkpoint, tmp_path):
     assert terminal_stderr("summarize", "--model", path, "--max-length", "6", "--quiet", tmp_path / "doc.txt") == ""
     piped = ledref_command("summarize", "--model", path, "--max-length", "6", tmp_path / "doc.txt")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+@pytest.mark.parametrize("options", [[], ["--view", "dense", "--layer", "1", "--head", "2"],
+                                     ["--view", "grid", "--log"], ["--from", "5", "--to", "20", "--global", "0,9"]])
+def test_plot_writes_the_figure(options, checkpoint, tmp_path):
+    import matplotlib.image
+    _, _, path = checkpoint
+    (tmp_path / "doc.txt").write_text(TEXT)
+    out = tmp_path / "attention.png"
+    run = ledref_command("plot", "--model", path, *options, "--out", out, tmp_path / "doc.txt")
+    assert run.returncode == 0, run.stderr
+    pixels = matplotlib.image.imread(out)
+    assert pixels.shape[0] > 200 and (pixels[..., :3] < 0.5).any()  # drawn, not blank
+    svg = ledref_command("plot", "--model", path, *options, "--out", tmp_path / "a.svg", tmp_path / "doc.txt")
+    assert svg.returncode == 0 and (tmp_path / "a.svg").read_text().startswith("<?xml")
+
+
+def test_plot_bad_arguments(checkpoint, tmp_path):
+    _, _, path = checkpoint
+    doc = tmp_path / "doc.txt"
+    doc.write_text(TEXT)
+    out = tmp_path / "x.png"
+    one_error_line(ledref_command("plot", "--model", path, "--layer", "2", "--out", out, doc), 2,
+                   r"--layer 2 is out of range; the encoder has layers 0..1")
+    one_error_line(ledref_command("plot", "--model", path, "--head", "-1", "--out", out, doc), 2,
+                   r"--head -1 is out of range; the layers have heads 0..2")
+    one_error_line(ledref_command("plot", "--model", path, "--from", "30", "--to", "10", "--out", out, doc), 2,
+                   r"--from 30 --to 10 is not a range of the \d+ tokens")
+    one_error_line(ledref_command("plot", "--model", path, "--to", "999", "--out", out, doc), 2,
+                   r"--from 0 --to 999 is not a range")
+    one_error_line(ledref_command("plot", "--model", path, "--view", "3d", "--out", out, doc), 2,
+                   r"argument --view: invalid choice: '3d'")
+    one_error_line(ledref_command("plot", "--model", path, "--out", tmp_path / "x.jpg", doc), 2,
+                   r"expected a \.png or \.svg file name")
+    one_error_line(ledref_command("plot", "--model", path, doc), 2, r"the following arguments are required: --out")
+    assert not out.exists()
