@@ -7,19 +7,25 @@ The rule both encoder implementations compute (Beltagy et al. 2020, as transform
 - a local token i attends, with the local q/k/v, to {j : |i-j| <= w, mask_j = 1} and to every global j;
 - a global token attends to every non-pad j with the separate query_global/key_global/value_global;
 - a pad token's attention output is 0.
-`dense_self_attention` writes that rule as one masked L x L softmax. `band_self_attention` (the default)
-holds local scores as a (L, 2w+1) band and global keys as x extra columns, never an L x L array.
+`dense_attention` writes that rule as L x L masked softmaxes. `band_attention` (the default) never
+builds an L x L array: it takes the queries a chunk of rows at a time, each against the keys of its
+window (rows s..e see keys s-w..e+w), softmaxes those scores with the global key columns, and keeps the
+band (2w+1 columns per query) only when the probabilities are asked for.
 Both return the attention output and the probabilities in transformers' layout:
 `local_probs` [B, H, L, x + 2w + 1] (global key columns first, then the band, zero where the window
 meets a global or pad key; rows of global and pad queries zero), `global_probs` [B, H, L, x]
 (attention from global slot g to every token; unused slots uniform 1/L), or None without globals.
+
+The kernel-level functions take projected tensors q, k, v [B, H, L, d] (q already divided by sqrt(d));
+`*_self_attention` are the layer-level ones that project the hidden states first.
 """
 
 import math
 
 from array_api_compat import array_namespace, device
 
-from .band import band_from_dense, band_matmul, band_of_keys, band_scores
+from .backend import attention_chunk, parallel_map
+from .band import band_from_dense, diagonals
 from .functional import finfo_min, linear, softmax
 
 
@@ -35,6 +41,15 @@ def merge_heads(x):
     xp = array_namespace(x)
     b, h, length, d = x.shape
     return xp.reshape(xp.permute_dims(x, (0, 2, 1, 3)), (b, length, h * d))
+
+
+def head_projection(x, n_heads, weight, bias):
+    """linear(x) split into heads, computed head by head so that each head's [S, d] block is contiguous
+    (the cached keys and values are read at every decoding step).   [B, S, D] -> [B, H, S, d]"""
+    xp = array_namespace(x)
+    dim = weight.shape[0]
+    per_head = xp.reshape(weight, (n_heads, dim // n_heads, weight.shape[1]))  # [H, d, D]
+    return x[:, None, :, :] @ xp.matrix_transpose(per_head)[None, ...] + xp.reshape(bias, (1, n_heads, 1, -1))
 
 
 def global_slots(mask):
@@ -75,89 +90,119 @@ def _projections(h, n_heads, query, key, value):
     return q, k, v
 
 
-def _global_rows(h, mask, slots, n_heads, query_global, key_global, value_global):
-    """Attention of the global tokens over every non-pad token, with the global projections.
-    Returns the output of each global slot [B, H, x, d] and its probabilities [B, H, x, L]."""
-    xp = array_namespace(h)
+# ------------------------------------------------------------------------------------------ kernels
+
+def band_attention(q, k, v, mask, slots, w, output_attentions=False):
+    """Local queries over their window and the global keys.   q, k, v [B, H, L, d] ->
+    (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None)."""
+    xp = array_namespace(q)
     positions, used, x = slots
-    d = h.shape[-1] // n_heads
-    qg = split_heads(linear(take_positions(h, positions, 0), **query_global), n_heads) / math.sqrt(d)
-    kg = split_heads(linear(h, **key_global), n_heads)  # [B, H, L, d]
-    vg = split_heads(linear(h, **value_global), n_heads)
-    scores = qg @ xp.matrix_transpose(kg)  # [B, H, x, L]
+    b, heads, length, d = q.shape
+    neg = finfo_min(q)
+    rows, step = attention_chunk(xp, w, heads)
+    zero = xp.zeros((), dtype=q.dtype, device=device(q))
+    offsets = xp.arange(rows + 2 * w, device=device(q))[None, :] - xp.arange(rows, device=device(q))[:, None]
+    in_window = (offsets >= 0) & (offsets <= 2 * w)  # [rows, rows + 2w]: key s - w + j for query s + i
+    starts = range(0, length, rows)
+    # additive masks [1, rows, keys] of each (batch row, chunk): window, and band keys only (global keys
+    # come as columns, pad keys not at all)
+    masks = [[xp.where(in_window[:min(s + rows, length) - s, max(s - w, 0) - (s - w):min(s + rows + w, length) - (s - w)]
+                       & (mask[row, None, max(s - w, 0):min(s + rows + w, length)] == 1), zero, neg)[None, ...]
+              for s in starts] for row in range(b)]
+    k_at_globals = take_positions(k, positions, 1) if x else None  # [B, H, x, d]
+    v_at_globals = take_positions(v, positions, 1) if x else None
+    out = xp.zeros((b, heads, length, d), dtype=q.dtype, device=device(q))
+
+    def heads_of_row(task):
+        """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities."""
+        row, h0, h1 = task
+        if x:
+            kg, vg = k_at_globals[row, h0:h1, ...], v_at_globals[row, h0:h1, ...]  # [h, x, d]
+            global_mask = xp.where(used[row, None, None, :], zero, neg)  # [1, 1, x]
+        chunks = []
+        for s, additive in zip(starts, masks[row]):
+            e = min(s + rows, length)
+            lo, hi = max(s - w, 0), min(e + w, length)  # the keys of the chunk's windows
+            scores = q[row, h0:h1, s:e, :] @ xp.matrix_transpose(k[row, h0:h1, lo:hi, :])  # [h, rows, keys]
+            scores += additive
+            top = xp.max(scores, axis=-1, keepdims=True)
+            if x:
+                global_scores = q[row, h0:h1, s:e, :] @ xp.matrix_transpose(kg)  # [h, rows, x]
+                global_scores += global_mask
+                top = xp.maximum(top, xp.max(global_scores, axis=-1, keepdims=True))
+            scores -= top
+            weights = xp.exp(scores)
+            total = xp.sum(weights, axis=-1, keepdims=True)
+            mixed = weights @ v[row, h0:h1, lo:hi, :]  # [h, rows, d]
+            if x:
+                global_weights = xp.exp(global_scores - top)
+                total = total + xp.sum(global_weights, axis=-1, keepdims=True)
+                mixed = mixed + global_weights @ vg
+            out[row, h0:h1, s:e, :] = mixed / total
+            if output_attentions:  # pad the chunk's key axis to s-w..e+w, then cut the diagonals
+                left = xp.zeros((h1 - h0, e - s, lo - (s - w)), dtype=q.dtype, device=device(q))
+                right = xp.zeros((h1 - h0, e - s, (e + w) - hi), dtype=q.dtype, device=device(q))
+                band = diagonals(xp.concat([left, weights / total, right], axis=-1), 2 * w + 1)
+                chunks.append(xp.concat([global_weights / total, band], axis=-1) if x else band)
+        return xp.concat(chunks, axis=1) if output_attentions else None
+
+    tasks = [(row, h0, min(h0 + step, heads)) for row in range(b) for h0 in range(0, heads, step)]
+    bands = parallel_map(xp, heads_of_row, tasks)
+    query_pad = (mask == 0)[:, None, :, None]
+    out = xp.where(query_pad, xp.zeros_like(out), out)
+    if not output_attentions:
+        return out, None
+    groups = len(tasks) // b
+    probs = xp.stack([xp.concat(bands[row * groups:(row + 1) * groups], axis=0) for row in range(b)])
+    return out, xp.where(query_pad | (mask == 2)[:, None, :, None], xp.zeros_like(probs), probs)
+
+
+def global_attention(q_global, k_global, v_global, mask, slots):
+    """Global queries over every non-pad key.   q_global [B, H, x, d] (one row per global slot),
+    k_global, v_global [B, H, L, d] -> (out [B, H, x, d], probs [B, H, x, L]; unused slots uniform 1/L)."""
+    xp = array_namespace(q_global)
+    positions, used, x = slots
+    scores = q_global @ xp.matrix_transpose(k_global)  # [B, H, x, L]
     allowed = used[:, None, :, None] & (mask != 0)[:, None, None, :]
-    probs = softmax(xp.where(allowed, scores, finfo_min(scores)))  # unused slots: uniform 1/L
-    return probs @ vg, probs
+    probs = softmax(xp.where(allowed, scores, finfo_min(scores)))
+    return probs @ v_global, probs
 
 
-def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                        value_global, output_attentions=False):
-    """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs)."""
-    xp = array_namespace(h)
-    positions, used, x = slots
-    q, k, v = _projections(h, n_heads, query, key, value)
-    scores = band_scores(q, k, w)  # [B, H, L, 2w+1]
-    local_key = band_of_keys(mask == 1, w)[:, None, :, :]  # [B, 1, L, 2w+1]: in range, not pad, not global
-    scores = xp.where(local_key, scores, finfo_min(scores))
-    if x:
-        global_scores = q @ xp.matrix_transpose(take_positions(k, positions, 1))  # [B, H, L, x]
-        global_scores = xp.where(used[:, None, None, :], global_scores, finfo_min(scores))
-        scores = xp.concat([global_scores, scores], axis=-1)  # [B, H, L, x + 2w + 1]
-    probs = softmax(scores)
-    probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
-    out = band_matmul(probs[..., x:], v, w)  # [B, H, L, d]
-    global_probs = None
-    if x:
-        out = out + probs[..., :x] @ take_positions(v, positions, 1)
-        out_global, global_probs = _global_rows(h, mask, slots, n_heads, query_global, key_global,
-                                                value_global)
-        out = _overwrite_global_rows(out, out_global, mask)
-        probs = xp.where((mask == 2)[:, None, :, None], xp.zeros_like(probs), probs)
-        global_probs = xp.matrix_transpose(global_probs)  # [B, H, L, x]
-    return merge_heads(out), (probs if output_attentions else None), global_probs
+def _with_global_rows(out, out_global, global_probs, mask):
+    """Rows of global tokens take their slot's output; global_probs to transformers' [B, H, L, x]."""
+    xp = array_namespace(out)
+    spread = take_positions(out_global, slot_of_position(mask), 1)  # [B, H, L, d]
+    return xp.where((mask == 2)[:, None, :, None], spread, out), xp.matrix_transpose(global_probs)
 
 
-def _dense_rule(h, mask, w, n_heads, query, key, value, query_global, key_global, value_global):
-    """The rule as two L x L softmaxes: every row by the local rule (pad rows zero) with its values, and,
-    when any token is global, every row by the global rule with the global values (None otherwise)."""
-    xp = array_namespace(h)
-    length = h.shape[1]
-    q, k, v = _projections(h, n_heads, query, key, value)
-    i = xp.arange(length, device=device(h))
+def _dense_rule(q, k, qg, kg, mask, w):
+    """The rule as two L x L softmaxes: every row by the local rule (pad rows zero), and, when any token is
+    global, every row by the global rule (None otherwise)."""
+    xp = array_namespace(q)
+    length = q.shape[2]
+    i = xp.arange(length, device=device(q))
     near = xp.abs(i[:, None] - i[None, :]) <= w  # [L, L]
     allowed = (near[None, :, :] & (mask == 1)[:, None, :]) | (mask == 2)[:, None, :]  # [B, L, L]
     scores = q @ xp.matrix_transpose(k)  # [B, H, L, L]
     probs = softmax(xp.where(allowed[:, None, :, :], scores, finfo_min(scores)))
     probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
     if not bool(xp.any(mask == 2)):
-        return probs, v, None, None
-    # every query row through the global projections; only the global ones are used
-    qg, kg, vg = _projections(h, n_heads, query_global, key_global, value_global)
+        return probs, None
     gscores = qg @ xp.matrix_transpose(kg)  # [B, H, L, L]
-    gprobs = softmax(xp.where((mask != 0)[:, None, None, :], gscores, finfo_min(gscores)))
-    return probs, v, gprobs, vg
+    return probs, softmax(xp.where((mask != 0)[:, None, None, :], gscores, finfo_min(gscores)))
 
 
-def dense_attention_matrix(h, mask, w, n_heads, **weights):
-    """P[b, h, i, j]: the weight of token j's value in token i's attention output, as the layer uses it
-    (local rule for local tokens, global rule for global ones, 0 for pad rows).   -> [B, H, L, L]"""
-    xp = array_namespace(h)
-    probs, _, gprobs, _ = _dense_rule(h, mask, w, n_heads, **weights)
-    return probs if gprobs is None else xp.where((mask == 2)[:, None, :, None], gprobs, probs)
-
-
-def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                         value_global, output_attentions=False):
-    """Dense reference: the rule above as L x L masked softmaxes. Memory O(L^2); for teaching and tests."""
-    xp = array_namespace(h)
+def dense_attention(q, k, v, q_global, k_global, v_global, mask, slots, w, output_attentions=False):
+    """Dense reference kernel: the rule above as L x L masked softmaxes, q_global over all L positions.
+    Returns (out [B, H, L, d], local_probs or None, global_probs [B, H, L, x] or None)."""
+    xp = array_namespace(q)
     positions, used, x = slots
-    length = h.shape[1]
-    probs, v, gprobs, vg = _dense_rule(h, mask, w, n_heads, query, key, value, query_global, key_global,
-                                       value_global)
+    length = q.shape[2]
+    probs, gprobs = _dense_rule(q, k, q_global, k_global, mask, w)
     out = probs @ v  # [B, H, L, d]
     local_probs = global_probs = None
     if x:
-        out = xp.where((mask == 2)[:, None, :, None], gprobs @ vg, out)
+        out = xp.where((mask == 2)[:, None, :, None], gprobs @ v_global, out)
         global_probs = take_positions(gprobs, positions, 1)  # [B, H, x, L]
         global_probs = xp.where(used[:, None, :, None], global_probs, xp.full_like(global_probs, 1 / length))
         global_probs = xp.matrix_transpose(global_probs)  # [B, H, L, x]
@@ -170,14 +215,62 @@ def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_gl
             columns.insert(0, xp.where(used[:, None, None, :], at_globals, xp.zeros_like(at_globals)))
         local_probs = xp.concat(columns, axis=-1)
         local_probs = xp.where((mask == 2)[:, None, :, None], xp.zeros_like(local_probs), local_probs)
+    return out, local_probs, global_probs
+
+
+def longformer_attention(q, k, v, q_global, k_global, v_global, mask, one_sided_window, implementation="band",
+                         output_attentions=True):
+    """Longformer attention on projected tensors [B, H, L, d] (q and q_global divided by sqrt(d); q_global
+    given for every position, only global rows are used), mask [B, L] 0 pad / 1 local / 2 global.
+    Returns (out [B, H, L, d], local_probs [B, H, L, x + 2w + 1], global_probs [B, H, L, x] or None)."""
+    slots = global_slots(mask)
+    if implementation == "dense":
+        return dense_attention(q, k, v, q_global, k_global, v_global, mask, slots, one_sided_window,
+                               output_attentions)
+    out, local_probs = band_attention(q, k, v, mask, slots, one_sided_window, output_attentions)
+    if not slots[2]:
+        return out, local_probs, None
+    out_global, global_probs = global_attention(take_positions(q_global, slots[0], 1), k_global, v_global, mask,
+                                                slots)
+    out, global_probs = _with_global_rows(out, out_global, global_probs, mask)
+    return out, local_probs, global_probs
+
+
+# ------------------------------------------------------------------------------------------ layers
+
+def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
+                        value_global, output_attentions=False):
+    """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs)."""
+    positions, used, x = slots
+    q, k, v = _projections(h, n_heads, query, key, value)
+    out, local_probs = band_attention(q, k, v, mask, slots, w, output_attentions)
+    global_probs = None
+    if x:
+        d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers
+        q_global = split_heads(linear(take_positions(h, positions, 0), **query_global), n_heads) / math.sqrt(d)
+        out_global, global_probs = global_attention(q_global, split_heads(linear(h, **key_global), n_heads),
+                                                    split_heads(linear(h, **value_global), n_heads), mask, slots)
+        out, global_probs = _with_global_rows(out, out_global, global_probs, mask)
     return merge_heads(out), local_probs, global_probs
 
 
-def _overwrite_global_rows(out, out_global, mask):
-    """Rows of global tokens take their slot's output.   [B, H, L, d], [B, H, x, d] -> [B, H, L, d]"""
-    xp = array_namespace(out)
-    spread = take_positions(out_global, slot_of_position(mask), 1)  # [B, H, L, d]
-    return xp.where((mask == 2)[:, None, :, None], spread, out)
+def dense_attention_matrix(h, mask, w, n_heads, query, key, value, query_global, key_global, value_global):
+    """P[b, h, i, j]: the weight of token j's value in token i's attention output, as the layer uses it
+    (local rule for local tokens, global rule for global ones, 0 for pad rows).   -> [B, H, L, L]"""
+    xp = array_namespace(h)
+    q, k, _ = _projections(h, n_heads, query, key, value)
+    qg, kg, _ = _projections(h, n_heads, query_global, key_global, value_global)
+    probs, gprobs = _dense_rule(q, k, qg, kg, mask, w)
+    return probs if gprobs is None else xp.where((mask == 2)[:, None, :, None], gprobs, probs)
+
+
+def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
+                         value_global, output_attentions=False):
+    """Dense reference: the rule above as L x L masked softmaxes. Memory O(L^2); for teaching and tests."""
+    q, k, v = _projections(h, n_heads, query, key, value)
+    qg, kg, vg = _projections(h, n_heads, query_global, key_global, value_global)
+    out, local_probs, global_probs = dense_attention(q, k, v, qg, kg, vg, mask, slots, w, output_attentions)
+    return merge_heads(out), local_probs, global_probs
 
 
 SELF_ATTENTION = {"band": band_self_attention, "dense": dense_self_attention}
@@ -197,8 +290,8 @@ def decoder_attention(h, kv, n_heads, q_proj, k_proj, v_proj, out_proj, additive
     if kv is None:
         k, v = past
     else:
-        k = split_heads(linear(kv, **k_proj), n_heads)
-        v = split_heads(linear(kv, **v_proj), n_heads)
+        k = head_projection(kv, n_heads, **k_proj)  # [B, H, S, d]
+        v = head_projection(kv, n_heads, **v_proj)
         if past is not None:
             k, v = xp.concat([past[0], k], axis=2), xp.concat([past[1], v], axis=2)
     scores = q @ xp.matrix_transpose(k)  # [B, H, T, S]

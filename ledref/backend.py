@@ -2,6 +2,8 @@
 that knows the backends by name and moves arrays between NumPy (where checkpoints are read) and them."""
 
 import importlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
@@ -27,6 +29,39 @@ def namespace_name(xp):
     name = xp.__name__
     return {"array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.cupy": "cupy",
             "cupy": "cupy"}.get(name, name)
+
+
+def attention_chunk(xp, w, heads):
+    """(query rows, heads) the band attention takes at a time: on the CPU few enough that one chunk's
+    scores ((rows + 2w) keys per row) stay in cache, on a GPU enough to fill it."""
+    if namespace_name(xp) == "cupy":
+        return 4096, heads
+    return min(256, max(16, w)), 1
+
+
+_pool = None
+
+
+def parallel_map(xp, fn, items):
+    """[fn(item) for item in items]. On NumPy, whose elementwise work runs on one core, the items are
+    shared among threads, one per core, with BLAS held to one thread meanwhile (it would otherwise start
+    its own threads on the same cores). fn must only write disjoint slices of shared arrays."""
+    global _pool
+    items = list(items)
+    cores = os.cpu_count() or 1
+    if namespace_name(xp) != "numpy" or len(items) < 2 or cores < 2:
+        return [fn(item) for item in items]
+    from threadpoolctl import threadpool_limits
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="ledref")
+    with threadpool_limits(limits=1, user_api="blas"):
+        return list(_pool.map(fn, items))
+
+
+def row_chunk(xp):
+    """Positions per chunk of position-wise work (feed-forward, layer norms): on the CPU its temporaries
+    (rows x ffn dim) stay small and are reused instead of page-faulted anew; a GPU takes all at once."""
+    return None if namespace_name(xp) == "cupy" else 512
 
 
 def to_namespace(tree, xp):

@@ -11,12 +11,12 @@ from array_api_compat import array_namespace, device
 
 from . import inputs
 from .attention import SELF_ATTENTION, decoder_attention, global_slots
-from .backend import input_namespace, namespace, namespace_name, to_namespace
+from .backend import input_namespace, namespace, namespace_name, row_chunk, to_namespace
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
 from .hub import resolve
-from .functional import ACTIVATIONS, finfo_min, layer_norm, linear, log_softmax
+from .functional import ACTIVATIONS, by_rows, finfo_min, layer_norm, linear, log_softmax
 from .generation import GenerationConfig, generate
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
                       LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput)
@@ -31,9 +31,12 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
     """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs"""
     a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads, output_attentions=output_attentions,
                                        **self_attn["longformer_self_attn"])
-    h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
-    h = layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
-    return h, probs, global_probs
+
+    def position_wise(h, a):  # everything after attention works token by token: done in row chunks
+        h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
+        return layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
+
+    return by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h))), probs, global_probs
 
 
 def encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
