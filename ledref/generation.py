@@ -319,12 +319,12 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
             ids = sequences[:, -1:]
         else:
             ids, past = sequences, None
-        out = model(attention_mask=mask, encoder_outputs=(state,), decoder_input_ids=xp.asarray(ids),
-                    past_key_values=past, use_cache=settings.use_cache)
-        cache["past"] = out.past_key_values
+        logits, cache["past"] = model._next_token_logits(xp.asarray(ids), state, mask, past)
+        if not settings.use_cache:
+            cache["past"] = None
         if step_progress is not None:
             step_progress()
-        return to_numpy(out.logits[:, -1, :])
+        return to_numpy(logits)
 
     search = beam_search if beams > 1 else greedy_search
     out = search(step, batch, settings)

@@ -113,12 +113,14 @@ def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_at
     h = layer_norm(h + dec["embed_positions"]["weight"][past_len:past_len + t, :], **dec["layernorm_embedding"])
     neg = finfo_min(h)
     zero = xp.zeros((), dtype=h.dtype, device=device(h))
-    query_pos = xp.arange(past_len, past_len + t, device=device(h))
-    key_pos = xp.arange(past_len + t, device=device(h))
-    allowed = (key_pos[None, :] <= query_pos[:, None])[None, None, :, :]  # [1, 1, T, past + T] causal
-    if decoder_attention_mask is not None:
-        allowed = allowed & (decoder_attention_mask == 1)[:, None, None, :]
-    self_mask = xp.where(allowed, zero, neg)
+    self_mask = None  # one new token and no padding: it sees every key, nothing to mask
+    if t > 1 or decoder_attention_mask is not None:
+        query_pos = xp.arange(past_len, past_len + t, device=device(h))
+        key_pos = xp.arange(past_len + t, device=device(h))
+        allowed = (key_pos[None, :] <= query_pos[:, None])[None, None, :, :]  # [1, 1, T, past + T] causal
+        if decoder_attention_mask is not None:
+            allowed = allowed & (decoder_attention_mask == 1)[:, None, None, :]
+        self_mask = xp.where(allowed, zero, neg)
     cross_mask = None
     if encoder_attention_mask is not None:
         cross_mask = xp.where((encoder_attention_mask == 1)[:, None, None, :], zero, neg)  # [B, 1, 1, L]
@@ -136,6 +138,12 @@ def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_at
     return (h, tuple(hidden) if output_hidden_states else None,
             tuple(self_attns) if output_attentions else None,
             tuple(cross_attns) if output_attentions else None, tuple(cache))
+
+
+def lm_head(h, params):
+    """Logits of the tied LM head: h @ shared.T + final_logits_bias.   [B, T, D] -> [B, T, V]"""
+    xp = array_namespace(h)
+    return h @ xp.matrix_transpose(params["shared"]["weight"]) + params["final_logits_bias"]
 
 
 def shift_tokens_right(ids, pad_token_id, decoder_start_token_id):
@@ -382,11 +390,19 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
         return generate(self, input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                         **kwargs)
 
+    def _next_token_logits(self, decoder_input_ids, encoder_hidden_states, attention_mask, past_key_values):
+        """One decoding step on checked arrays of the model's backend, without the argument checks of
+        forward: (logits of the last position [B, V], cache)."""
+        params = self._params_for(array_namespace(encoder_hidden_states))
+        h, _, _, _, cache = decoder(params, self.config, decoder_input_ids, encoder_hidden_states, attention_mask,
+                                    None, past_key_values)
+        return lm_head(h[:, -1:, :], params)[:, 0, :], cache
+
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, encoder_outputs=None, labels=None):
         xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels)
-        logits = h @ xp.matrix_transpose(params["shared"]["weight"]) + params["final_logits_bias"]  # [B, T, V]
+        logits = lm_head(h, params)  # [B, T, V]
         loss = None
         if checked["labels"] is not None:
             labels = checked["labels"]
