@@ -15,9 +15,9 @@ from .backend import input_namespace, namespace, namespace_name, row_chunk, to_n
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
-from .hub import resolve
 from .functional import ACTIVATIONS, by_rows, finfo_min, layer_norm, linear, log_softmax
 from .generation import GenerationConfig, generate
+from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
                       LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput)
 

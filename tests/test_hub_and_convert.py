@@ -4,7 +4,6 @@ pytorch_model.bin checkpoints; each checked against transformers' outputs on the
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import ledref

@@ -357,7 +357,7 @@ def test_bad_texts_and_ids(ours):
         tokenizer(*cases.PAIRS[8], truncation="only_first", max_length=12)
     with pytest.raises(TokenizerError, match=r"encode takes one text"):
         tokenizer.encode(["a", "b"])
-    with pytest.raises(TokenizerError, match=rf"token id 3000 is not in the vocabulary; expected ints in \[0, 3000\)"):
+    with pytest.raises(TokenizerError, match=r"token id 3000 is not in the vocabulary; expected ints in \[0, 3000\)"):
         tokenizer.decode([0, 3000])
     with pytest.raises(TokenizerError, match=r"token id -1"):
         tokenizer.convert_ids_to_tokens(-1)

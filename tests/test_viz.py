@@ -8,7 +8,6 @@ import ledref
 from conftest import require
 from ledref import viz
 from ledref.checkpoint import random_state_dict, save_checkpoint
-from ledref.layout import to_dense
 
 
 @pytest.fixture(scope="module")
