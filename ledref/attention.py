@@ -7,8 +7,9 @@ The rule both encoder implementations compute (Beltagy et al. 2020, as transform
 - a local token i attends, with the local q/k/v, to {j : |i-j| <= w, mask_j = 1} and to every global j;
 - a global token attends to every non-pad j with the separate query_global/key_global/value_global;
 - a pad token's attention output is 0.
-`dense_attention` writes that rule as L x L masked softmaxes. `band_attention` (the default) never
-builds an L x L array: it takes the queries a chunk of rows at a time, each against the keys of its
+`dense_attention` writes that rule as L x L masked softmaxes. `band_matrix_attention` holds the scores as
+the band matrix itself, [L, 2w+1] per head. `band_attention` (the default, and the fast one) never builds
+an L x L array either: it takes the queries a chunk of rows at a time, each against the keys of its
 window (rows s..e see keys s-w..e+w), softmaxes those scores with the global key columns, and keeps the
 band (2w+1 columns per query) only when the probabilities are asked for.
 Both return the attention output and the probabilities in transformers' layout:
@@ -25,7 +26,7 @@ import math
 from array_api_compat import array_namespace, device
 
 from .backend import attention_chunk, parallel_map
-from .band import band_from_dense, diagonals
+from .band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals
 from .functional import finfo_min, linear, softmax
 
 
@@ -157,6 +158,30 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
     return out, xp.where(query_pad | (mask == 2)[:, None, :, None], xp.zeros_like(probs), probs)
 
 
+def band_matrix_attention(q, k, v, mask, slots, w, output_attentions=False):
+    """The same as `band_attention`, written as the band matrix itself: every query's 2w+1 scores held at
+    once as [B, H, L, 2w+1] (ledref.band computes them block by block and cuts the band out), the global
+    key columns in front, one softmax, the band times the values. Clearer, and O(L * w) too, but with
+    large temporaries: for teaching and as a second check of `band_attention`."""
+    xp = array_namespace(q)
+    positions, used, x = slots
+    scores = band_scores(q, k, w)  # [B, H, L, 2w+1]
+    local_key = band_of_keys(mask == 1, w)[:, None, :, :]  # [B, 1, L, 2w+1]: in range, not pad, not global
+    scores = xp.where(local_key, scores, finfo_min(scores))
+    if x:
+        global_scores = q @ xp.matrix_transpose(take_positions(k, positions, 1))  # [B, H, L, x]
+        global_scores = xp.where(used[:, None, None, :], global_scores, finfo_min(scores))
+        scores = xp.concat([global_scores, scores], axis=-1)  # [B, H, L, x + 2w + 1]
+    probs = softmax(scores)
+    probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
+    out = band_matmul(probs[..., x:], v, w)  # [B, H, L, d]
+    if x:
+        out = out + probs[..., :x] @ take_positions(v, positions, 1)
+    if not output_attentions:
+        return out, None
+    return out, xp.where((mask == 2)[:, None, :, None], xp.zeros_like(probs), probs)
+
+
 def global_attention(q_global, k_global, v_global, mask, slots):
     """Global queries over every non-pad key.   q_global [B, H, x, d] (one row per global slot),
     k_global, v_global [B, H, L, d] -> (out [B, H, x, d], probs [B, H, x, L]; unused slots uniform 1/L)."""
@@ -239,11 +264,11 @@ def longformer_attention(q, k, v, q_global, k_global, v_global, mask, one_sided_
 # ------------------------------------------------------------------------------------------ layers
 
 def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                        value_global, output_attentions=False):
+                        value_global, output_attentions=False, kernel=band_attention):
     """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs)."""
     positions, used, x = slots
     q, k, v = _projections(h, n_heads, query, key, value)
-    out, local_probs = band_attention(q, k, v, mask, slots, w, output_attentions)
+    out, local_probs = kernel(q, k, v, mask, slots, w, output_attentions)
     global_probs = None
     if x:
         d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers
@@ -273,7 +298,13 @@ def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_gl
     return merge_heads(out), local_probs, global_probs
 
 
-SELF_ATTENTION = {"band": band_self_attention, "dense": dense_self_attention}
+def band_matrix_self_attention(*args, **kwargs):
+    """The layer with `band_matrix_attention` as its kernel."""
+    return band_self_attention(*args, kernel=band_matrix_attention, **kwargs)
+
+
+SELF_ATTENTION = {"band": band_self_attention, "band_matrix": band_matrix_self_attention,
+                  "dense": dense_self_attention}
 
 
 def decoder_attention(h, kv, n_heads, q_proj, k_proj, v_proj, out_proj, additive_mask=None, past=None):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import ledref
 from conftest import to_backend
-from ledref.attention import band_self_attention, dense_self_attention, global_slots
+from ledref.attention import SELF_ATTENTION, dense_self_attention, global_slots
 from ledref.backend import namespace, to_namespace
 from ledref.checkpoint import load_params, random_state_dict, save_checkpoint
 
@@ -41,9 +41,10 @@ def attention_case(draw):
     return b, heads, d, length, w, p_global, p_pad, seed
 
 
+@pytest.mark.parametrize("implementation", ["band", "band_matrix"])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=attention_case())
-def test_band_attention_equals_dense(case, backend):
+def test_band_attention_equals_dense(case, backend, implementation):
     b, heads, d, length, w, p_global, p_pad, seed = case
     rng = np.random.default_rng(seed)
     dim = heads * d
@@ -55,7 +56,7 @@ def test_band_attention_equals_dense(case, backend):
     mask = to_backend(mask, backend)
     weights = to_namespace(weights, xp)
     slots = global_slots(mask)
-    band = band_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
+    band = SELF_ATTENTION[implementation](h, mask, slots, w, heads, output_attentions=True, **weights)
     dense = dense_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
     for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense):
         close(a, r, name)
@@ -75,9 +76,10 @@ def model_case(draw):
     return windows, lengths, length, n_globals, seed
 
 
+@pytest.mark.parametrize("implementation", ["band", "band_matrix"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=model_case())
-def test_band_model_equals_dense_model(case, backend, tmp_path):
+def test_band_model_equals_dense_model(case, backend, tmp_path, implementation):
     """Whole encoder-decoder, per-layer windows (2, and windows that do not divide the largest)."""
     windows, lengths, length, n_globals, seed = case
     rng = np.random.default_rng(seed)
@@ -87,7 +89,7 @@ def test_band_model_equals_dense_model(case, backend, tmp_path):
                               max_decoder_position_embeddings=16, attention_window=windows)
     save_checkpoint(tmp_path, config, random_state_dict(config, seed=seed % 1000, dtype="float64"))
     params = load_params(tmp_path, config, head="lm", dtype="float64")
-    band = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation="band")
+    band = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation=implementation)
     dense = ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation="dense")
     b = len(lengths)
     input_ids = rng.integers(3, 50, (b, length))
@@ -111,8 +113,9 @@ def test_band_model_equals_dense_model(case, backend, tmp_path):
         assert probs.shape == (b, 2, length, x + window + 1)
 
 
+@pytest.mark.parametrize("implementation", ["band", "band_matrix"])
 @pytest.mark.parametrize("length", [1, 7, 64])
-def test_window_longer_than_input(length, backend):
+def test_window_longer_than_input(length, backend, implementation):
     """A window far longer than the input still gives the dense answer (everything within reach)."""
     rng = np.random.default_rng(length)
     xp = namespace(backend)
@@ -121,7 +124,7 @@ def test_window_longer_than_input(length, backend):
     h = to_backend(rng.normal(size=(2, length, 6)), backend)
     mask = to_backend(np.ones((2, length), dtype=np.int64), backend)
     slots = global_slots(mask)
-    band = band_self_attention(h, mask, slots, 100, 2, output_attentions=True, **weights)
+    band = SELF_ATTENTION[implementation](h, mask, slots, 100, 2, output_attentions=True, **weights)
     dense = dense_self_attention(h, mask, slots, 100, 2, output_attentions=True, **weights)
     close(band[0], dense[0], "output")
     close(band[1], dense[1], "local_probs")

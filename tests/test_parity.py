@@ -91,15 +91,18 @@ def test_conditional_generation_matches_transformers(case, dtype, backend, make_
         assert ours.encoder_global_attentions is None
 
 
+@pytest.mark.parametrize("implementation", ["dense", "band_matrix"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_dense_reference_matches_transformers(case, make_checkpoint):
-    """The dense masked reference, on its own, against transformers in float64."""
+def test_other_implementations_match_transformers(case, implementation, make_checkpoint):
+    """The dense masked reference and the band-matrix version, each on its own, against transformers in
+    float64."""
     spec = CASES[case]
     hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
     inputs = make_inputs(spec)
     theirs = hf_call(hf_model(hf, "float64"), "float64", **inputs, use_cache=True, output_attentions=True,
                      output_hidden_states=True)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64", attn_implementation="dense")
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64",
+                                                               attn_implementation=implementation)
     ours = model(**inputs, use_cache=True, output_attentions=True, output_hidden_states=True)
     assert_close(ours.logits, theirs.logits, "float64", "logits")
     compare_seq2seq(ours, theirs, "float64", SEQ2SEQ_FIELDS)
