@@ -263,18 +263,38 @@ def longformer_attention(q, k, v, q_global, k_global, v_global, mask, one_sided_
 
 # ------------------------------------------------------------------------------------------ layers
 
+def _record_scores(record, q, k, v, mask, w):
+    """The intermediates a recorder gets from every implementation: q, k, v and the band scores before
+    and after masking ([B, H, L, 2w+1], pad, global and out-of-range keys at finfo.min)."""
+    xp = array_namespace(q)
+    record("q", q)
+    record("k", k)
+    record("v", v)
+    scores = band_scores(q, k, w)
+    record("band_scores", scores)
+    record("band_scores_masked", xp.where(band_of_keys(mask == 1, w)[:, None, :, :], scores, finfo_min(scores)))
+
+
 def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                        value_global, output_attentions=False, kernel=band_attention):
-    """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs)."""
+                        value_global, output_attentions=False, kernel=band_attention, record=None):
+    """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs).
+    `record(name, array)`, if given, receives the intermediates (see ledref.recorder)."""
     positions, used, x = slots
     q, k, v = _projections(h, n_heads, query, key, value)
+    if record:
+        _record_scores(record, q, k, v, mask, w)
     out, local_probs = kernel(q, k, v, mask, slots, w, output_attentions)
     global_probs = None
     if x:
         d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers
         q_global = split_heads(linear(take_positions(h, positions, 0), **query_global), n_heads) / math.sqrt(d)
-        out_global, global_probs = global_attention(q_global, split_heads(linear(h, **key_global), n_heads),
-                                                    split_heads(linear(h, **value_global), n_heads), mask, slots)
+        k_global = split_heads(linear(h, **key_global), n_heads)
+        v_global = split_heads(linear(h, **value_global), n_heads)
+        if record:
+            record("q_global", q_global)  # [B, H, x, d]: the global slots' rows only
+            record("k_global", k_global)
+            record("v_global", v_global)
+        out_global, global_probs = global_attention(q_global, k_global, v_global, mask, slots)
         out, global_probs = _with_global_rows(out, out_global, global_probs, mask)
     return merge_heads(out), local_probs, global_probs
 
@@ -290,10 +310,16 @@ def dense_attention_matrix(h, mask, w, n_heads, query, key, value, query_global,
 
 
 def dense_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                         value_global, output_attentions=False):
+                         value_global, output_attentions=False, record=None):
     """Dense reference: the rule above as L x L masked softmaxes. Memory O(L^2); for teaching and tests."""
     q, k, v = _projections(h, n_heads, query, key, value)
     qg, kg, vg = _projections(h, n_heads, query_global, key_global, value_global)
+    if record:
+        _record_scores(record, q, k, v, mask, w)
+        if slots[2]:
+            record("q_global", take_positions(qg, slots[0], 1))
+            record("k_global", kg)
+            record("v_global", vg)
     out, local_probs, global_probs = dense_attention(q, k, v, qg, kg, vg, mask, slots, w, output_attentions)
     return merge_heads(out), local_probs, global_probs
 

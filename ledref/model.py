@@ -27,25 +27,35 @@ DTYPES = ("float32", "float64")
 # ---------------------------------------------------------------------------------------------- encoder
 
 def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attentions,
-                  self_attn, self_attn_layer_norm, fc1, fc2, final_layer_norm):
+                  self_attn, self_attn_layer_norm, fc1, fc2, final_layer_norm, record=None):
     """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs"""
-    a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads, output_attentions=output_attentions,
-                                       **self_attn["longformer_self_attn"])
+    extra = {"record": record} if record else {}
+    a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads,
+                                       output_attentions=output_attentions or bool(record),
+                                       **self_attn["longformer_self_attn"], **extra)
 
     def position_wise(h, a):  # everything after attention works token by token: done in row chunks
         h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
         return layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
 
-    return by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h))), probs, global_probs
+    out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)))
+    if record:
+        record("local_probs", probs)
+        if global_probs is not None:
+            record("global_probs", global_probs)
+        record("attention_output", a)
+        record("output", out)
+    return out, probs, global_probs
 
 
 def encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
-            output_hidden_states=False, progress=None):
+            output_hidden_states=False, progress=None, recorder=None):
     """input_ids [B, L], mask [B, L] merged (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
 
     Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, unpads
     everything but `global_attentions`, which transformers returns at the padded length.
-    `progress`, if given, is called after each layer.
+    `progress`, if given, is called after each layer; `recorder` (ledref.recorder.Recorder) receives
+    the intermediates, named encoder.embeddings and encoder.layers.<i>.<name>.
     """
     xp = array_namespace(input_ids)
     enc, shared = params["encoder"], params["shared"]["weight"]
@@ -58,13 +68,16 @@ def encoder(params, config, input_ids, mask, attn_implementation="band", output_
         mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
     h = xp.reshape(xp.take(shared, xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))  # [B, Lp, D]
     h = layer_norm(h + enc["embed_positions"]["weight"][:padded, :], **enc["layernorm_embedding"])
+    if recorder:
+        recorder("encoder.embeddings", h)
     slots = global_slots(mask)
     act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
     hidden, attentions, global_attentions = [], [], []
-    for layer, window in zip(enc["layers"], config.attention_window):
+    for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
         hidden.append(h)
+        record = recorder.scope(f"encoder.layers.{i}") if recorder else None
         h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
-                                               attention, output_attentions, **layer)
+                                               attention, output_attentions, **layer, record=record)
         attentions.append(probs)
         global_attentions.append(global_probs)
         if progress is not None:
@@ -82,7 +95,7 @@ def encoder(params, config, input_ids, mask, attn_implementation="band", output_
 
 def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past,
                   self_attn, self_attn_layer_norm, encoder_attn, encoder_attn_layer_norm, fc1, fc2,
-                  final_layer_norm):
+                  final_layer_norm, record=None):
     """One post-LN decoder layer. past: (self k, self v, cross k, cross v) or None.
     Returns h [B, T, D], self probs, cross probs, the layer's new cache entry."""
     a, self_probs, (k, v) = decoder_attention(h, h, n_heads, additive_mask=self_mask,
@@ -93,12 +106,16 @@ def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past,
                                                  past=None if past is None else past[2:], **encoder_attn)
     h = layer_norm(h + a, **encoder_attn_layer_norm)
     h = layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
+    if record:
+        record("self_attn_probs", self_probs)
+        record("cross_attn_probs", cross_probs)
+        record("output", h)
     return h, self_probs, cross_probs, (k, v, ck, cv)
 
 
 def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
             decoder_attention_mask=None, past_key_values=None, output_attentions=False,
-            output_hidden_states=False):
+            output_hidden_states=False, recorder=None):
     """decoder_input_ids [B, T] attending to encoder_hidden_states [B, L, D].
 
     decoder_attention_mask covers past and new tokens [B, past + T]; encoder_attention_mask [B, L].
@@ -111,6 +128,8 @@ def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_at
     past_len = 0 if past_key_values is None else past_key_values[0][0].shape[2]
     h = xp.reshape(xp.take(shared, xp.reshape(decoder_input_ids, (-1,)), axis=0), (b, t, -1))  # [B, T, D]
     h = layer_norm(h + dec["embed_positions"]["weight"][past_len:past_len + t, :], **dec["layernorm_embedding"])
+    if recorder:
+        recorder("decoder.embeddings", h)
     neg = finfo_min(h)
     zero = xp.zeros((), dtype=h.dtype, device=device(h))
     self_mask = None  # one new token and no padding: it sees every key, nothing to mask
@@ -129,8 +148,10 @@ def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_at
     for i, layer in enumerate(dec["layers"]):
         hidden.append(h)
         past = None if past_key_values is None else past_key_values[i]
+        record = recorder.scope(f"decoder.layers.{i}") if recorder else None
         h, self_probs, cross_probs, entry = decoder_layer(h, encoder_hidden_states, self_mask, cross_mask,
-                                                          config.decoder_attention_heads, act, past, **layer)
+                                                          config.decoder_attention_heads, act, past, **layer,
+                                                          record=record)
         self_attns.append(self_probs)
         cross_attns.append(cross_probs)
         cache.append(entry)
@@ -235,7 +256,7 @@ class LEDPreTrainedModel:
     # -- argument handling shared by every head
 
     def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
-                output_attentions, output_hidden_states, progress=None):
+                output_attentions, output_hidden_states, progress=None, recorder=None):
         """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
         config = self.config
         if encoder_outputs is not None:
@@ -268,12 +289,12 @@ class LEDPreTrainedModel:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
         out = encoder(params, config, input_ids, mask, self.attn_implementation,
                       output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                      progress=progress)
+                      progress=progress, recorder=recorder)
         return input_ids, attention_mask, out
 
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                  decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                 output_hidden_states=False, encoder_outputs=None, labels=None, extra=None):
+                 output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None, extra=None):
         """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras)."""
         config = self.config
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
@@ -287,7 +308,8 @@ class LEDPreTrainedModel:
         xp = input_namespace(args, self.default_xp)
         params = self._params_for(xp)
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
-                                                      encoder_outputs, output_attentions, output_hidden_states)
+                                                      encoder_outputs, output_attentions, output_hidden_states,
+                                                      recorder=recorder)
         batch = enc.last_hidden_state.shape[0]
         if labels is not None:
             labels = inputs.token_ids(labels, xp, "labels", config.vocab_size, batch, ignore_index=-100)
@@ -307,7 +329,7 @@ class LEDPreTrainedModel:
                                                         (batch, past_len + t))
         h, hidden, self_attns, cross_attns, cache = decoder(
             params, config, decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
-            past_key_values, output_attentions, output_hidden_states)
+            past_key_values, output_attentions, output_hidden_states, recorder)
         out = LEDSeq2SeqModelOutput(
             last_hidden_state=h, past_key_values=cache if use_cache else None, decoder_hidden_states=hidden,
             decoder_attentions=self_attns, cross_attentions=cross_attns,
@@ -334,7 +356,7 @@ class LEDPreTrainedModel:
 
     SEQ2SEQ_ARGS = ("input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids",
                     "decoder_attention_mask", "past_key_values", "use_cache", "output_attentions",
-                    "output_hidden_states", "encoder_outputs")
+                    "output_hidden_states", "encoder_outputs", "recorder")
 
     @classmethod
     def _args(cls, local_vars):
@@ -353,12 +375,12 @@ class LEDEncoder:
         self.model = model
 
     def __call__(self, input_ids, attention_mask=None, global_attention_mask=None, output_attentions=False,
-                 output_hidden_states=False, progress=None):
+                 output_hidden_states=False, progress=None, recorder=None):
         model = self.model
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
         xp = input_namespace(args, model.default_xp)
         return model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
-                             output_attentions, output_hidden_states, progress)[2]
+                             output_attentions, output_hidden_states, progress, recorder)[2]
 
 
 class LEDModel(LEDPreTrainedModel):
@@ -366,7 +388,7 @@ class LEDModel(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None):
         return self._seq2seq(**self._args(locals()))[3]
 
 
@@ -400,9 +422,11 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, labels=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
         xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels)
         logits = lm_head(h, params)  # [B, T, V]
+        if recorder:
+            recorder("logits", logits)
         loss = None
         if checked["labels"] is not None:
             labels = checked["labels"]
@@ -420,7 +444,7 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, start_positions=None, end_positions=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, start_positions=None, end_positions=None):
         extra = dict(start_positions=start_positions, end_positions=end_positions)
         xp, params, h, out, _ = self._seq2seq(**self._args(locals()), extra=extra)
         logits = linear(h, **params["qa_outputs"])  # [B, T, 2]
@@ -445,7 +469,7 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, labels=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
         config = self.config
         if input_ids is None:
             raise InputError("input_ids is None; sequence classification needs them to find the eos tokens")

@@ -1,0 +1,96 @@
+"""Golden files: the inputs, the config and every intermediate of a forward pass, in one safetensors file,
+for engineers checking their own LED or Longformer implementation tensor by tensor (with `ledref compare`).
+
+A catalogue of named cases covers the edge cases of Longformer's layout. Cases that change the window
+(window_2, per_layer_windows, window_ge_length) need a model made for them: `tiny_model(case)` makes a
+small random one, which is what `ledref golden --tiny` uses.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from .checkpoint import random_state_dict, save_checkpoint
+from .config import LEDConfig
+from .errors import InputError
+from .recorder import Recorder
+
+TINY = dict(vocab_size=100, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_encoder_position_embeddings=4096,
+            max_decoder_position_embeddings=32, attention_window=8)
+
+# name: (what it covers, config overrides of the tiny model, rows' real lengths, global positions per row)
+CASES = {
+    "no_global": ("no global tokens, one padded row", {}, [37, 30], None),
+    "global_first": ("the first token global, length a multiple of the window", {}, [48, 48], [[0], [0]]),
+    "globals_mixed": ("several globals, different counts per row (3, 1, 0)", {}, [40, 33, 21],
+                      [[0, 17, 39], [5], []]),
+    "global_on_padding": ("a global flag on a padded position (it does not count)", {}, [29, 20], [[0], [0, 25]]),
+    "padding_not_multiple": ("length not a multiple of the window, rows padded differently", {}, [45, 38, 12],
+                             [[0], [0], [0]]),
+    "window_ge_length": ("the window longer than the input", {"attention_window": 32}, [9, 6], [[0], [3]]),
+    "window_2": ("window 2: one neighbour each side", {"attention_window": 2}, [20, 15], [[0, 10], [4]]),
+    "per_layer_windows": ("a different window per layer, not dividing each other",
+                          {"attention_window": [6, 8], "max_encoder_position_embeddings": 4096}, [30, 25],
+                          [[0], [12]]),
+    "long_4096": ("a long input: 4,096 tokens, the first global", {"attention_window": 256}, [4096], [[0]]),
+}
+
+
+def case_inputs(name, vocab_size, seed=0):
+    """The inputs of a catalogue case: input_ids, attention_mask, global_attention_mask, decoder_input_ids."""
+    if name not in CASES:
+        raise InputError(f"unknown golden case {name!r}; expected one of {sorted(CASES)}")
+    _, _, lengths, globals_ = CASES[name]
+    rng = np.random.default_rng(seed)
+    length = max(lengths)
+    attention_mask = (np.arange(length)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    input_ids = np.where(attention_mask == 1, rng.integers(3, vocab_size, (len(lengths), length)), 1)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask,
+              "decoder_input_ids": rng.integers(3, vocab_size, (len(lengths), 7))}
+    if globals_ is not None:
+        global_attention_mask = np.zeros_like(input_ids)
+        for row, positions in enumerate(globals_):
+            global_attention_mask[row, positions] = 1
+        inputs["global_attention_mask"] = global_attention_mask
+    return inputs
+
+
+def tiny_model(case=None, dtype="float64", seed=0):
+    """A small random LEDForConditionalGeneration for a case (its config overrides applied)."""
+    from .model import LEDForConditionalGeneration
+    overrides = CASES[case][1] if case is not None else {}
+    config = LEDConfig(**{**TINY, **overrides})
+    path = tempfile.mkdtemp(prefix="ledref-tiny-")
+    save_checkpoint(path, config, random_state_dict(config, seed=seed, dtype=dtype))
+    return LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+
+
+def config_hash(config):
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def record(model, inputs):
+    """Every intermediate of model(**inputs), by name (see ledref.recorder), as NumPy arrays."""
+    from .backend import to_numpy
+    recorder = Recorder()
+    model(**inputs, recorder=recorder)
+    return {name: np.asarray(to_numpy(value)) for name, value in recorder.tensors.items()}
+
+
+def write_golden(model, inputs, out_dir, case, seed=0):
+    """Write <out_dir>/<case>.safetensors: inputs.* and every intermediate, with metadata (ledref version,
+    dtype, case, config and its hash, seed). Returns the file's path."""
+    from . import __version__
+    tensors = {f"inputs.{k}": np.asarray(v) for k, v in inputs.items()}
+    tensors.update(record(model, inputs))
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{case}.safetensors")
+    metadata = {"ledref_version": __version__, "dtype": model.dtype, "case": case, "seed": str(seed),
+                "config_hash": config_hash(model.config), "config": json.dumps(model.config.to_dict())}
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, path, metadata=metadata)
+    return path
