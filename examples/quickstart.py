@@ -29,7 +29,8 @@ start = time.perf_counter()
 out = model(input_ids, global_attention_mask=global_attention_mask, decoder_input_ids=[[2, 0, 5, 6]],
             output_attentions=True)
 padded = out.encoder_global_attentions[0].shape[2]
-print(f"input of {input_ids.shape[1]} tokens (padded to {padded} inside), forward in {time.perf_counter() - start:.2f} s")
+seconds = time.perf_counter() - start
+print(f"input of {input_ids.shape[1]} tokens (padded to {padded} inside), forward in {seconds:.2f} s")
 print("logits", out.logits.shape)
 for layer, (local, glob) in enumerate(zip(out.encoder_attentions, out.encoder_global_attentions)):
     print(f"encoder layer {layer}: attentions {local.shape} = (batch, heads, tokens, x + window + 1), "
@@ -42,4 +43,5 @@ short = dict(input_ids=input_ids[:, :512], global_attention_mask=global_attentio
              decoder_input_ids=[[2, 0, 5, 6]])
 band = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")(**short)
 dense = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64", attn_implementation="dense")(**short)
-print(f"band vs dense reference, float64: max |difference| of logits = {np.max(np.abs(band.logits - dense.logits)):.1e}")
+difference = np.max(np.abs(band.logits - dense.logits))
+print(f"band vs dense reference, float64: max |difference| of logits = {difference:.1e}")

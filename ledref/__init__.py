@@ -14,7 +14,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LEDConfig", "LEDModel", "LEDForConditionalGeneration", "LEDForQuestionAnswering",
-    "LEDForSequenceClassification", "LEDPreTrainedModel", "LEDTokenizer", "GenerationConfig", "shift_tokens_right", "to_numpy",
+    "LEDForSequenceClassification", "LEDPreTrainedModel", "LEDTokenizer", "GenerationConfig",
+    "shift_tokens_right", "to_numpy",
     "LedrefError", "ConfigError", "CheckpointError", "CheckpointNotFoundError", "InputError", "TokenizerError",
     "GenerationError",
 ]

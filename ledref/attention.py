@@ -105,11 +105,15 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
     offsets = xp.arange(rows + 2 * w, device=device(q))[None, :] - xp.arange(rows, device=device(q))[:, None]
     in_window = (offsets >= 0) & (offsets <= 2 * w)  # [rows, rows + 2w]: key s - w + j for query s + i
     starts = range(0, length, rows)
-    # additive masks [1, rows, keys] of each (batch row, chunk): window, and band keys only (global keys
-    # come as columns, pad keys not at all)
-    masks = [[xp.where(in_window[:min(s + rows, length) - s, max(s - w, 0) - (s - w):min(s + rows + w, length) - (s - w)]
-                       & (mask[row, None, max(s - w, 0):min(s + rows + w, length)] == 1), zero, neg)[None, ...]
-              for s in starts] for row in range(b)]
+
+    def chunk_mask(row, s):
+        """Additive mask [1, rows, keys] of the chunk starting at s: inside each query's window, and band
+        keys only (global keys come as columns, pad keys not at all)."""
+        e, lo, hi = min(s + rows, length), max(s - w, 0), min(s + rows + w, length)
+        allowed = in_window[:e - s, lo - (s - w):hi - (s - w)] & (mask[row, None, lo:hi] == 1)
+        return xp.where(allowed, zero, neg)[None, ...]
+
+    masks = [[chunk_mask(row, s) for s in starts] for row in range(b)]  # shared by the heads
     k_at_globals = take_positions(k, positions, 1) if x else None  # [B, H, x, d]
     v_at_globals = take_positions(v, positions, 1) if x else None
     out = xp.zeros((b, heads, length, d), dtype=q.dtype, device=device(q))

@@ -28,7 +28,8 @@ def diagonals(x, width):
 
 
 def undiagonals(band, m):
-    """The inverse of `diagonals`: out[..., r, r + c] = band[..., r, c], zero elsewhere.   [..., n, width] -> [..., n, m]"""
+    """The inverse of `diagonals`: out[..., r, r + c] = band[..., r, c], zero elsewhere.
+    [..., n, width] -> [..., n, m]"""
     xp = array_namespace(band)
     *lead, n, width = band.shape
     assert width <= m - n + 1, (width, n, m)

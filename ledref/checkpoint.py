@@ -149,8 +149,9 @@ def load_params(path, config, head=None, dtype="float32"):
     unexpected = [k for k in state if k not in expected and k not in TIED_COPIES and k not in other_heads]
     mismatched = [(k, tuple(state[k].shape), shape) for k, shape in expected.items()
                   if k in state and tuple(state[k].shape) != shape]
-    untied = [k for k in TIED_COPIES if k in state and "shared.weight" in state
-              and (state[k].shape != state["shared.weight"].shape or not np.array_equal(state[k], state["shared.weight"]))]
+    shared = state.get("shared.weight")
+    untied = [k for k in TIED_COPIES if k in state and shared is not None
+              and (state[k].shape != shared.shape or not np.array_equal(state[k], shared))]
     if missing or unexpected or mismatched or untied:
         lines = [f"checkpoint {os.fspath(path)} does not match its config:"]
         lines += [f"  missing key {k} (expected shape {expected[k]})" for k in missing]

@@ -323,7 +323,8 @@ class LEDPreTrainedModel:
         t = decoder_input_ids.shape[1]
         if past_len + t > config.max_decoder_position_embeddings:
             raise InputError(f"decoder positions reach {past_len + t} (past {past_len} + decoder_input_ids {t}); "
-                             f"expected at most max_decoder_position_embeddings={config.max_decoder_position_embeddings}")
+                             f"expected at most max_decoder_position_embeddings="
+                             f"{config.max_decoder_position_embeddings}")
         if decoder_attention_mask is not None:
             decoder_attention_mask = inputs.binary_mask(decoder_attention_mask, xp, "decoder_attention_mask",
                                                         (batch, past_len + t))
@@ -444,7 +445,8 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None, start_positions=None, end_positions=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, start_positions=None,
+                end_positions=None):
         extra = dict(start_positions=start_positions, end_positions=end_positions)
         xp, params, h, out, _ = self._seq2seq(**self._args(locals()), extra=extra)
         logits = linear(h, **params["qa_outputs"])  # [B, T, 2]

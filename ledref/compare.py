@@ -1,0 +1,227 @@
+"""Compare two sets of tensors, llm.c style: one line per tensor, OK or NOT OK, with the max error.
+
+    report = compare("reference.safetensors", "mine.safetensors", rtol=1e-5, atol=1e-6, only="encoder.*")
+    print(report)          # the table
+    report.ok              # True only when every tensor is OK
+
+`reference` and `other` are two safetensors files, two directories (the *.safetensors files of the same
+name are compared; a file on one side only is a NOT OK row), or two dicts name -> array.
+
+Every comparison is done in float64, with `other` measured against `reference` as in numpy.isclose:
+element (a from other, b from reference) is bad when |a - b| > atol + rtol * |b|, or when either is NaN
+(equal infinities are fine). Per tensor the row gives
+- max_abs_err  max |a - b|
+- max_rel_err  max |a - b| / |b| (inf where b is 0 and a is not)
+- nmse         sum (a - b)^2 / sum b^2 (0 when both sums are 0, inf when only b is all zero)
+- worst_index  the index of the largest |a - b| (the first NaN if there is one)
+- first_bad_index  the first bad element in C order, or None; n_bad  how many are bad.
+A tensor whose shapes differ, or that only one side has, is a NOT OK row without errors.
+
+`only` is an fnmatch (shell glob, case-sensitive) pattern: `encoder.layers.0.*`, `*attn*`, `*.k_proj.?eight`.
+In directory mode it is matched against the tensor name and against `file.safetensors/tensor`.
+"""
+
+import fnmatch
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import LedrefError
+
+try:  # lets safetensors' numpy reader return bfloat16 tensors
+    import ml_dtypes  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+
+class CompareError(LedrefError, ValueError):
+    """A path to compare is missing, unreadable, or the two sides are not of the same kind."""
+
+
+@dataclass
+class Row:
+    """The comparison of one tensor (or a file that only one side has). Errors are None when the shapes
+    differ or a side is missing."""
+    name: str
+    shape_ref: tuple | None
+    shape_other: tuple | None
+    shape_match: bool
+    dtype: str
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    nmse: float | None = None
+    worst_index: tuple | None = None
+    first_bad_index: tuple | None = None
+    n_bad: int = 0
+    ok: bool = False
+    note: str = ""  # why a row without errors is NOT OK: "only in reference", "shape mismatch", ...
+
+
+@dataclass
+class Report:
+    """All rows of a comparison; `ok` is True only when every row is."""
+    rows: list = field(default_factory=list)
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+    @property
+    def ok(self):
+        """True when every tensor is OK."""
+        return all(row.ok for row in self.rows)
+
+    def row(self, name):
+        """The row of one tensor, by name."""
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def format(self):
+        """The table: one line per tensor, then a summary line."""
+        header = ["", "tensor", "shape", "dtype", "max abs", "max rel", "NMSE", "worst index", "first bad (n bad)"]
+        lines = [header] + [_cells(row) for row in self.rows]
+        widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
+        text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+        n_ok = sum(row.ok for row in self.rows)
+        verdict = "all OK" if self.ok else "NOT OK"
+        text.append(f"{n_ok} of {len(self.rows)} tensors OK (rtol {self.rtol:g}, atol {self.atol:g}): {verdict}")
+        return "\n".join(text)
+
+    def __str__(self):
+        return self.format()
+
+
+def _cells(row):
+    def number(v):
+        return "-" if v is None else f"{v:.3g}"
+
+    def shape(s):
+        return "-" if s is None else "[" + ", ".join(map(str, s)) + "]"
+
+    shapes = shape(row.shape_ref) if row.shape_match else f"{shape(row.shape_ref)} vs {shape(row.shape_other)}"
+    if row.max_abs_err is None:
+        return ["OK" if row.ok else "NOT OK", row.name, shapes, row.dtype, "-", "-", "-", "-", row.note]
+    first_bad = "-" if row.first_bad_index is None else f"{row.first_bad_index} ({row.n_bad})"
+    return ["OK" if row.ok else "NOT OK", row.name, shapes, row.dtype, number(row.max_abs_err),
+            number(row.max_rel_err), number(row.nmse), str(row.worst_index), first_bad]
+
+
+def compare_arrays(name, reference, other, rtol=1e-5, atol=1e-6):
+    """One row: `other` measured against `reference` (array-likes), in float64."""
+    b, a = np.asarray(reference), np.asarray(other)
+    dtype = str(b.dtype) if a.dtype == b.dtype else f"{b.dtype} vs {a.dtype}"
+    if a.shape != b.shape:
+        return Row(name, b.shape, a.shape, False, dtype, note="shape mismatch")
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.where(a == b, 0.0, np.abs(a - b))  # equal infinities: 0, not NaN
+        bad = ~(err <= atol + rtol * np.abs(b))  # NaN anywhere is bad
+        rel = np.where(err == 0, 0.0, err / np.abs(b))  # err / 0 -> inf
+        num, den = float(np.sum((a - b) ** 2)), float(np.sum(b ** 2))
+    if a.size == 0:
+        return Row(name, b.shape, a.shape, True, dtype, 0.0, 0.0, 0.0, None, None, 0, True)
+    nmse = 0.0 if num == 0 else (num / den if den > 0 else math.inf)
+    ranked = np.where(np.isnan(err), np.inf, err)
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ranked)), err.shape))
+    n_bad = int(np.count_nonzero(bad))
+    first_bad = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape)) if n_bad else None
+    max_rel = float(np.nan if np.isnan(rel).any() else np.max(rel))
+    return Row(name, b.shape, a.shape, True, dtype, float(err[worst]), max_rel, nmse, worst, first_bad, n_bad,
+               n_bad == 0)
+
+
+def compare(reference, other, rtol=1e-5, atol=1e-6, only=None):
+    """Compare `other` with `reference`: two safetensors files, two directories of them, or two dicts
+    name -> array. `only`: an fnmatch pattern selecting tensor names. Returns a Report (rows, ok)."""
+    report = Report(rtol=rtol, atol=atol)
+    if isinstance(reference, dict) or isinstance(other, dict):
+        if not (isinstance(reference, dict) and isinstance(other, dict)):
+            raise CompareError("reference and other must both be dicts, or both paths")
+        report.rows = _compare_sets(reference, other, rtol, atol, only)
+    else:
+        kinds = [_kind(reference, "reference"), _kind(other, "other")]
+        if kinds[0] != kinds[1]:
+            raise CompareError(f"reference {reference} is a {kinds[0]} but other {other} is a {kinds[1]}; "
+                               f"expected two files or two directories")
+        if kinds[0] == "file":
+            report.rows = _compare_sets(_lazy(reference), _lazy(other), rtol, atol, only)
+        else:
+            report.rows = _compare_directories(reference, other, rtol, atol, only)
+    if only is not None and not report.rows:
+        raise CompareError(f"no tensor name matches the pattern {only!r}")
+    return report
+
+
+def _selected(name, only, file=None):
+    if only is None:
+        return True
+    return fnmatch.fnmatchcase(name, only) or (file is not None and fnmatch.fnmatchcase(f"{file}/{name}", only))
+
+
+def _compare_sets(reference, other, rtol, atol, only, file=None):
+    """Rows for two mappings name -> array (or -> a function that loads it), in the reference's order,
+    then the names only `other` has."""
+    rows = []
+    prefix = f"{file}/" if file else ""
+    names = list(reference) + [n for n in other if n not in reference]
+    for name in names:
+        if not _selected(name, only, file):
+            continue
+        if name not in other or name not in reference:
+            side, present = ("reference", reference) if name in reference else ("other", other)
+            a = np.asarray(_load(present[name]))  # loaded for its shape and dtype
+            shape_ref, shape_other = (a.shape, None) if side == "reference" else (None, a.shape)
+            rows.append(Row(prefix + name, shape_ref, shape_other, False, str(a.dtype), note=f"only in {side}"))
+            continue
+        rows.append(compare_arrays(prefix + name, _load(reference[name]), _load(other[name]), rtol, atol))
+    return rows
+
+
+def _compare_directories(reference, other, rtol, atol, only):
+    files = [sorted(f for f in os.listdir(d) if f.endswith(".safetensors")) for d in (reference, other)]
+    rows = []
+    for file in files[0] + [f for f in files[1] if f not in files[0]]:
+        if file in files[0] and file in files[1]:
+            rows += _compare_sets(_lazy(os.path.join(reference, file)), _lazy(os.path.join(other, file)),
+                                  rtol, atol, only, file)
+            continue
+        side, directory = ("reference", reference) if file in files[0] else ("other", other)
+        names = list(_lazy(os.path.join(directory, file)))
+        if only is None or fnmatch.fnmatchcase(file, only) or any(_selected(n, only, file) for n in names):
+            rows.append(Row(file, None, None, False, "-", note=f"file only in {side} ({len(names)} tensors)"))
+    return rows
+
+
+def _kind(path, role):
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return "directory"
+    if os.path.isfile(path):
+        return "file"
+    raise CompareError(f"{role} {path}: no such file or directory")
+
+
+def _lazy(path):
+    """A safetensors file as {name: loader} in the file's order; tensors are read when compared."""
+    from safetensors import SafetensorError, safe_open
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="numpy") as f:
+            names = list(f.keys())
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CompareError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+
+    def loader(name):
+        def load():
+            with safe_open(path, framework="numpy") as f:
+                return f.get_tensor(name)
+        return load
+
+    return {name: loader(name) for name in names}
+
+
+def _load(value):
+    return value() if callable(value) else value
