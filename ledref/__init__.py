@@ -9,13 +9,15 @@ from .generation import GenerationConfig
 from .model import (LEDForConditionalGeneration, LEDForQuestionAnswering, LEDForSequenceClassification, LEDModel,
                     LEDPreTrainedModel, shift_tokens_right)
 from .tokenizer import LEDTokenizer
+from .compare import compare
+from .recorder import Recorder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LEDConfig", "LEDModel", "LEDForConditionalGeneration", "LEDForQuestionAnswering",
     "LEDForSequenceClassification", "LEDPreTrainedModel", "LEDTokenizer", "GenerationConfig",
-    "shift_tokens_right", "to_numpy",
+    "shift_tokens_right", "to_numpy", "compare", "Recorder",
     "LedrefError", "ConfigError", "CheckpointError", "CheckpointNotFoundError", "InputError", "TokenizerError",
     "GenerationError",
 ]

@@ -4,12 +4,17 @@
     ledref convert SRC DST
     ledref info PATH_OR_ID
     ledref plot --model PATH_OR_ID [--layer L] [--head H] [--view band|dense|grid] [--from N --to M] --out FILE TEXT
+    ledref compare REFERENCE OTHER [--rtol R] [--atol A] [--only PATTERN]
+    ledref conformance MODULE:FUNCTION|path/to/file.py:FUNCTION [--examples N]
+    ledref golden --model PATH_OR_ID|--tiny --case NAME|all|--input FILE [--dtype float64] --out DIR
 
 Errors print one line, `ledref: error: ...`, and exit with status 1 (2 for bad command-line usage).
+`compare` and `conformance` also exit with 1 when a tensor or a case is NOT OK.
 """
 
 import argparse
 import json
+import os
 import math
 import sys
 
@@ -91,6 +96,34 @@ def build_parser():
     i = commands.add_parser("info", help="print the config and parameter count of a checkpoint")
     i.add_argument("model", help="checkpoint directory, Hugging Face cache folder or repo id")
     i.add_argument("--revision", help="branch, tag or commit of a Hub repo id")
+
+    m = commands.add_parser("compare", help="compare two safetensors files (or directories) tensor by tensor")
+    m.add_argument("reference", help="reference .safetensors file, or a directory of them")
+    m.add_argument("other", help=".safetensors file (or directory) to check against the reference")
+    m.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
+    m.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (default 1e-6); an element is bad "
+                                                             "when |other - ref| > atol + rtol * |ref|")
+    m.add_argument("--only", metavar="PATTERN", help="compare only tensors whose name matches this fnmatch glob, "
+                                                      "e.g. 'encoder.layers.0.*'")
+
+    k = commands.add_parser("conformance", help="check a Longformer attention kernel against ledref's reference")
+    k.add_argument("kernel", metavar="MODULE:FUNCTION", help="the kernel: package.module:function or "
+                                                            "path/to/file.py:function (signature: see ledref.testing)")
+    k.add_argument("--examples", type=int, default=100, help="hypothesis-generated cases after the catalogue "
+                                                            "(default 100; 0 for none)")
+
+    g = commands.add_parser("golden", help="write inputs, config and every intermediate of a forward pass")
+    source = g.add_mutually_exclusive_group()
+    source.add_argument("--model", help="checkpoint directory, Hugging Face cache folder or repo id")
+    source.add_argument("--tiny", action="store_true", help="a small random LED made for each case (no checkpoint)")
+    what = g.add_mutually_exclusive_group(required=True)
+    what.add_argument("--case", help="a catalogue case, or 'all' (ledref golden --list names them)")
+    what.add_argument("--input", help="a .safetensors file with input_ids (and optionally attention_mask, "
+                                      "global_attention_mask, decoder_input_ids)")
+    what.add_argument("--list", action="store_true", help="print the catalogue of cases")
+    g.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    g.add_argument("--seed", type=int, default=0, help="seed of the case's inputs (and of --tiny's weights)")
+    g.add_argument("--out", help="directory to write <case>.safetensors into")
     return parser
 
 
@@ -183,6 +216,46 @@ def plot(args):
     print(f"wrote {args.out} ({args.view} view of {length} tokens)")
 
 
+def golden(args):
+    from .golden import CASES, case_inputs, tiny_model, write_golden
+    if args.list:
+        for name, (what, overrides, _, _) in CASES.items():
+            print(f"{name:22s} {what}" + ("  (needs --tiny)" if overrides else ""))
+        return
+    if not args.out:
+        raise UsageError("--out DIR is required to write golden files")
+    if not args.model and not args.tiny:
+        raise UsageError("one of --model PATH or --tiny is required")
+    if args.input:
+        from safetensors.numpy import load_file
+        inputs = load_file(args.input)
+        if "input_ids" not in inputs:
+            raise LedrefError(f"{args.input} holds no input_ids tensor")
+        names = {"input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids"}
+        runs = [(os.path.splitext(os.path.basename(args.input))[0], {k: v for k, v in inputs.items() if k in names})]
+    else:
+        cases = list(CASES) if args.case == "all" else [args.case]
+        for case in cases:
+            if case not in CASES:
+                raise UsageError(f"--case {case!r} is not in the catalogue; expected one of {sorted(CASES)} or all")
+            if CASES[case][1] and not args.tiny:
+                if args.case == "all":
+                    continue
+                raise UsageError(f"case {case} changes the attention window; it needs --tiny")
+        runs = [(case, None) for case in cases if args.tiny or not CASES[case][1]]
+    model = None if args.tiny else _golden_model(args)
+    for case, inputs in runs:
+        m = tiny_model(case if case in CASES else None, dtype=args.dtype, seed=args.seed) if args.tiny else model
+        if inputs is None:
+            inputs = case_inputs(case, m.config.vocab_size, seed=args.seed)
+        print(write_golden(m, inputs, args.out, case, seed=args.seed))
+
+
+def _golden_model(args):
+    from .model import LEDForConditionalGeneration
+    return LEDForConditionalGeneration.from_pretrained(args.model, dtype=args.dtype)
+
+
 def convert_command(args):
     from .convert import convert
     n = convert(args.src, args.dst)
@@ -205,11 +278,35 @@ def info(args):
     print(f"parameters: {n_params:,} in {len(counted)} tensors ({', '.join(dtypes)})")
 
 
+def compare_command(args):
+    """Print the comparison table; status 1 unless every tensor is OK."""
+    from .compare import compare
+    if args.rtol < 0 or args.atol < 0:
+        raise UsageError(f"--rtol {args.rtol} --atol {args.atol}: tolerances must be >= 0")
+    report = compare(args.reference, args.other, rtol=args.rtol, atol=args.atol, only=args.only)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def conformance(args):
+    """Run the conformance suite on a kernel and print the report; status 1 unless every case passed."""
+    from .testing import check_longformer_attention, load_kernel
+    if ":" not in args.kernel:
+        raise UsageError(f"{args.kernel!r}: expected MODULE:FUNCTION or path/to/file.py:FUNCTION")
+    if args.examples < 0:
+        raise UsageError(f"--examples {args.examples}: expected a number >= 0")
+    report = check_longformer_attention(load_kernel(args.kernel), examples=args.examples)
+    report.kernel = args.kernel
+    print(report.format())
+    return 0 if report.ok else 1
+
+
 def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        {"summarize": summarize, "convert": convert_command, "info": info, "plot": plot}[args.command](args)
+        status = {"summarize": summarize, "convert": convert_command, "info": info, "plot": plot,
+                  "compare": compare_command, "conformance": conformance, "golden": golden}[args.command](args)
     except UsageError as e:
         print(f"ledref: error: {e} (see ledref --help)", file=sys.stderr)
         return 2
@@ -218,7 +315,7 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ def _cells(row):
         return "-" if s is None else "[" + ", ".join(map(str, s)) + "]"
 
     shapes = shape(row.shape_ref) if row.shape_match else f"{shape(row.shape_ref)} vs {shape(row.shape_other)}"
+    if row.shape_ref is None and row.shape_other is None:  # a file on one side only
+        shapes = "-"
     if row.max_abs_err is None:
         return ["OK" if row.ok else "NOT OK", row.name, shapes, row.dtype, "-", "-", "-", "-", row.note]
     first_bad = "-" if row.first_bad_index is None else f"{row.first_bad_index} ({row.n_bad})"

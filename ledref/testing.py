@@ -306,6 +306,8 @@ class ConformanceReport:
                 continue
             detail = r.case.describe() if r.passed else r.message
             lines.append(f"{'PASS' if r.passed else 'FAIL'}  {r.name.ljust(width)}  {detail}")
+            if not r.passed:
+                lines.append(f"      {' ' * width}  case: {r.case.describe()}")
         for r in self.results:
             if r.name != "hypothesis":
                 continue
