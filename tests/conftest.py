@@ -56,6 +56,18 @@ def assert_close(ours, reference, dtype, name=""):
     return err
 
 
+def random_led(path, cls=None, dtype="float64", seed=0, **overrides):
+    """A random LED written by ledref itself (no transformers needed) and loaded: a small encoder-decoder
+    (d_model 8, 2 heads, 2 + 1 layers) unless overrides say otherwise."""
+    from ledref.checkpoint import random_state_dict, save_checkpoint
+    settings = dict(vocab_size=60, d_model=8, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                    decoder_attention_heads=2, encoder_ffn_dim=8, decoder_ffn_dim=8,
+                    max_encoder_position_embeddings=64, max_decoder_position_embeddings=8, attention_window=8)
+    config = ledref.LEDConfig(**{**settings, **overrides})
+    save_checkpoint(path, config, random_state_dict(config, seed=seed, dtype=dtype))
+    return (cls or ledref.LEDForConditionalGeneration).from_pretrained(path, dtype=dtype)
+
+
 def parity_inputs():
     """The inputs of the parity case with padding and mixed global tokens (for tests beside test_parity)."""
     from test_parity import CASES, make_inputs

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledref
-from conftest import hf_call, hf_model
+from conftest import hf_call, hf_model, random_led
 from ledref.attention import dense_attention_matrix
 from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.layout import attention_weight, merged_mask, to_band, to_bertviz, to_dense
@@ -92,13 +92,7 @@ def test_on_transformers_outputs(make_checkpoint):
 
 @pytest.fixture(scope="module")
 def small_output(tmp_path_factory):
-    path = tmp_path_factory.mktemp("layout")
-    config = ledref.LEDConfig(vocab_size=40, d_model=8, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-                              decoder_attention_heads=2, encoder_ffn_dim=8, decoder_ffn_dim=8,
-                              max_encoder_position_embeddings=64, max_decoder_position_embeddings=8,
-                              attention_window=[4, 6])
-    save_checkpoint(path, config, random_state_dict(config, seed=1, dtype="float64"))
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
+    model = random_led(tmp_path_factory.mktemp("layout"), seed=1, attention_window=[4, 6])
     am = np.ones((2, 14), dtype=np.int64)
     am[1, 10:] = 0
     gm = np.zeros_like(am)

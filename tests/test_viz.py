@@ -5,21 +5,14 @@ import numpy as np
 import pytest
 
 import ledref
-from conftest import require
+from conftest import random_led, require
 from ledref import viz
-from ledref.checkpoint import random_state_dict, save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
     require("matplotlib")
-    path = tmp_path_factory.mktemp("viz")
-    config = ledref.LEDConfig(vocab_size=60, d_model=8, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-                              decoder_attention_heads=2, encoder_ffn_dim=8, decoder_ffn_dim=8,
-                              max_encoder_position_embeddings=2048, max_decoder_position_embeddings=8,
-                              attention_window=[4, 8])
-    save_checkpoint(path, config, random_state_dict(config, seed=4, dtype="float64"))
-    model = ledref.LEDModel.from_pretrained(path, dtype="float64")
+    model = random_led(tmp_path_factory.mktemp("viz"), ledref.LEDModel, seed=4, attention_window=[4, 8])
     am = np.ones((2, 30), dtype=np.int64)
     am[1, 21:] = 0
     gm = np.zeros_like(am)
