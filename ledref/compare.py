@@ -28,16 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import LedrefError
+from .errors import CompareError
 
 try:  # lets safetensors' numpy reader return bfloat16 tensors
     import ml_dtypes  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
-
-
-class CompareError(LedrefError, ValueError):
-    """A path to compare is missing, unreadable, or the two sides are not of the same kind."""
 
 
 @dataclass

@@ -31,5 +31,9 @@ class TokenizerError(LedrefError, ValueError):
     """Tokenizer files missing or unreadable, or an encode/decode argument out of range."""
 
 
+class CompareError(LedrefError, ValueError):
+    """A path to compare is missing, unreadable, or the two sides are not of the same kind."""
+
+
 class GenerationError(LedrefError, ValueError):
     """A generation setting is missing, out of range or contradicts another."""

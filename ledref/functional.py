@@ -8,6 +8,8 @@ import math
 from array_api_compat import array_namespace
 from numpy.polynomial import chebyshev
 
+from .backend import parallel_map
+
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias. weight is (out, in) as in the checkpoint."""
@@ -20,7 +22,6 @@ def by_rows(fn, *arrays, rows=None):
     """fn applied to chunks of `rows` positions (axis 1 of [B, L, ...] arrays, in parallel where the
     backend gains from it), results joined along that axis: keeps the temporaries of position-wise work
     (layer norms, feed-forward) small."""
-    from .backend import parallel_map
     xp = array_namespace(arrays[0])
     length = arrays[0].shape[1]
     if rows is None or rows >= length:
