@@ -204,7 +204,7 @@ def _with_global_rows(out, out_global, global_probs, mask):
     return xp.where((mask == 2)[:, None, :, None], spread, out), xp.matrix_transpose(global_probs)
 
 
-def _dense_rule(q, k, qg, kg, mask, w):
+def _dense_rule(q, k, qg, kg, mask, w, any_global):
     """The rule as two L x L softmaxes: every row by the local rule (pad rows zero), and, when any token is
     global, every row by the global rule (None otherwise)."""
     xp = array_namespace(q)
@@ -215,7 +215,7 @@ def _dense_rule(q, k, qg, kg, mask, w):
     scores = q @ xp.matrix_transpose(k)  # [B, H, L, L]
     probs = softmax(xp.where(allowed[:, None, :, :], scores, finfo_min(scores)))
     probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
-    if not bool(xp.any(mask == 2)):
+    if not any_global:
         return probs, None
     gscores = qg @ xp.matrix_transpose(kg)  # [B, H, L, L]
     return probs, softmax(xp.where((mask != 0)[:, None, None, :], gscores, finfo_min(gscores)))
@@ -227,7 +227,7 @@ def dense_attention(q, k, v, q_global, k_global, v_global, mask, slots, w, outpu
     xp = array_namespace(q)
     positions, used, x = slots
     length = q.shape[2]
-    probs, gprobs = _dense_rule(q, k, q_global, k_global, mask, w)
+    probs, gprobs = _dense_rule(q, k, q_global, k_global, mask, w, x > 0)
     out = probs @ v  # [B, H, L, d]
     local_probs = global_probs = None
     if x:
@@ -309,7 +309,7 @@ def dense_attention_matrix(h, mask, w, n_heads, query, key, value, query_global,
     xp = array_namespace(h)
     q, k, _ = _projections(h, n_heads, query, key, value)
     qg, kg, _ = _projections(h, n_heads, query_global, key_global, value_global)
-    probs, gprobs = _dense_rule(q, k, qg, kg, mask, w)
+    probs, gprobs = _dense_rule(q, k, qg, kg, mask, w, bool(xp.any(mask == 2)))
     return probs if gprobs is None else xp.where((mask == 2)[:, None, :, None], gprobs, probs)
 
 

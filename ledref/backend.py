@@ -19,10 +19,19 @@ def namespace(name):
     if name not in BACKENDS:
         raise LedrefError(f"backend={name!r} is not supported; expected one of {sorted(BACKENDS)}")
     try:
-        return importlib.import_module(BACKENDS[name])
+        xp = importlib.import_module(BACKENDS[name])
     except ImportError as e:
         raise LedrefError(f"backend={name!r} needs a package that is not installed ({e}); "
                           f"for cupy: pip install 'ledref[gpu]'") from None
+    if name == "cupy":
+        import cupy
+        try:
+            gpus = cupy.cuda.runtime.getDeviceCount()
+        except cupy.cuda.runtime.CUDARuntimeError as e:
+            raise LedrefError(f"backend='cupy' needs a CUDA GPU, and CUDA reports none usable ({e})") from None
+        if gpus == 0:
+            raise LedrefError("backend='cupy' needs a CUDA GPU, and CUDA reports none")
+    return xp
 
 
 def namespace_name(xp):

@@ -49,13 +49,16 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
 
 
 def encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
-            output_hidden_states=False, progress=None, recorder=None):
+            output_hidden_states=False, progress=None, recorder=None, slots=None):
     """input_ids [B, L], mask [B, L] merged (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
 
     Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, unpads
     everything but `global_attentions`, which transformers returns at the padded length.
     `progress`, if given, is called after each layer; `recorder` (ledref.recorder.Recorder) receives
-    the intermediates, named encoder.embeddings and encoder.layers.<i>.<name>.
+    the intermediates, named encoder.embeddings and encoder.layers.<i>.<name>. `slots` is
+    attention.global_slots(mask): computed here when not given, which reads the mask's global count (a
+    device-to-host transfer on a GPU); the model classes pass it in, so the forward pass itself reads
+    nothing back.
     """
     xp = array_namespace(input_ids)
     enc, shared = params["encoder"], params["shared"]["weight"]
@@ -70,7 +73,7 @@ def encoder(params, config, input_ids, mask, attn_implementation="band", output_
     h = layer_norm(h + enc["embed_positions"]["weight"][:padded, :], **enc["layernorm_embedding"])
     if recorder:
         recorder("encoder.embeddings", h)
-    slots = global_slots(mask)
+    slots = global_slots(mask) if slots is None else slots
     act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
     hidden, attentions, global_attentions = [], [], []
     for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
@@ -289,7 +292,7 @@ class LEDPreTrainedModel:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
         out = encoder(params, config, input_ids, mask, self.attn_implementation,
                       output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                      progress=progress, recorder=recorder)
+                      progress=progress, recorder=recorder, slots=global_slots(mask))
         return input_ids, attention_mask, out
 
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,

@@ -56,7 +56,7 @@ def assert_close(ours, reference, dtype, name=""):
     return err
 
 
-def random_led(path, cls=None, dtype="float64", seed=0, **overrides):
+def random_led(path, cls=None, dtype="float64", seed=0, backend=None, **overrides):
     """A random LED written by ledref itself (no transformers needed) and loaded: a small encoder-decoder
     (d_model 8, 2 heads, 2 + 1 layers) unless overrides say otherwise."""
     from ledref.checkpoint import random_state_dict, save_checkpoint
@@ -65,7 +65,7 @@ def random_led(path, cls=None, dtype="float64", seed=0, **overrides):
                     max_encoder_position_embeddings=64, max_decoder_position_embeddings=8, attention_window=8)
     config = ledref.LEDConfig(**{**settings, **overrides})
     save_checkpoint(path, config, random_state_dict(config, seed=seed, dtype=dtype))
-    return (cls or ledref.LEDForConditionalGeneration).from_pretrained(path, dtype=dtype)
+    return (cls or ledref.LEDForConditionalGeneration).from_pretrained(path, dtype=dtype, backend=backend)
 
 
 def parity_inputs():

@@ -1,0 +1,73 @@
+"""Backend behaviour: the forward pass reads nothing back to the host (the property that keeps a GPU
+busy), checked by counting every conversion of an array_api_strict array to a Python scalar or to another
+library while the encoder, the decoder and the LM head run; and clear errors for unusable backends."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+import ledref
+from conftest import random_led, require
+from ledref.attention import global_slots
+from ledref.model import decoder, encoder, lm_head
+
+CONVERSIONS = ("__bool__", "__int__", "__float__", "__index__", "__complex__", "__array__", "__dlpack__")
+
+
+@pytest.mark.parametrize("implementation", ["band", "band_matrix", "dense"])
+def test_forward_pass_makes_no_device_to_host_transfer(implementation, tmp_path, monkeypatch):
+    xp = require("array_api_strict")
+    model = random_led(tmp_path, backend="array_api_strict", attention_window=[4, 8], decoder_layers=2)
+    config, params = model.config, model._params_for(xp)
+    am = np.ones((2, 13), dtype=np.int64)
+    am[1, 9:] = 0
+    gm = np.zeros_like(am)
+    gm[0, [0, 6]] = gm[1, 2] = 1
+    ids, mask = xp.asarray(np.arange(26).reshape(2, 13) % 50 + 3), xp.asarray(am * (gm + 1))
+    dec = xp.asarray(np.array([[2, 5, 7], [2, 9, 4]]))
+    slots = global_slots(mask)  # the global count sizes the arrays: read once, before the forward pass
+    seen = []
+    array_type = type(ids)
+    for name in CONVERSIONS:
+        if hasattr(array_type, name):
+            original = getattr(array_type, name)
+            monkeypatch.setattr(array_type, name,
+                                lambda self, *a, _n=name, _o=original, **k: seen.append(_n) or _o(self, *a, **k))
+    out = encoder(params, config, ids, mask, implementation, output_attentions=True, output_hidden_states=True,
+                  slots=slots)
+    h, _, _, _, cache = decoder(params, config, dec, out.last_hidden_state, xp.asarray(am))
+    lm_head(h, params)
+    step, _, _, _, _ = decoder(params, config, dec[:, -1:], out.last_hidden_state, xp.asarray(am),
+                               past_key_values=cache)
+    lm_head(step, params)
+    monkeypatch.undo()
+    assert seen == [], f"the forward pass converted arrays to host values: {seen}"
+    # the counting itself works: an explicit conversion is seen
+    for name in ("__bool__",):
+        monkeypatch.setattr(array_type, name, lambda self, _o=getattr(array_type, name): seen.append(name) or _o(self))
+    bool(xp.any(mask == 2))
+    assert seen == ["__bool__"]
+
+
+def test_cupy_backend_without_cupy_or_gpu_is_a_clear_error(tmp_path):
+    try:
+        cupy = importlib.import_module("cupy")
+        usable = cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        usable = False
+    if usable:
+        pytest.skip("CuPy and a GPU are present; the GPU tests cover this backend")
+    with pytest.raises(ledref.LedrefError, match=r"backend='cupy' needs"):
+        random_led(tmp_path, backend="cupy")
+
+
+def test_outputs_stay_on_the_backend_and_come_back_with_to_numpy(tmp_path):
+    xp = require("array_api_strict")
+    model = random_led(tmp_path, backend="array_api_strict")
+    out = model([[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])
+    assert type(out.logits) is type(xp.asarray(0.0))
+    back = ledref.to_numpy(out.logits)
+    assert isinstance(back, np.ndarray) and back.shape == (1, 2, 60)
+    numpy_model = random_led(tmp_path / "np")
+    np.testing.assert_array_equal(back, numpy_model([[5, 6, 7, 8]], decoder_input_ids=[[2, 5]]).logits)
