@@ -18,7 +18,19 @@ from hf_oracle import Float64Softmax, randomise
 from ledref.backend import namespace
 
 CI = os.environ.get("CI", "").lower() == "true"
-BACKENDS = ["numpy", "array_api_strict"]
+
+
+def _gpu_usable():
+    try:
+        cupy = importlib.import_module("cupy")
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+# cupy joins where CuPy and a GPU are present; there transformers runs on CUDA too, TF32 off on both sides
+BACKENDS = ["numpy", "array_api_strict"] + (["cupy"] if _gpu_usable() else [])
+HF_DEVICE = "cpu"  # where hf_model and hf_call run transformers: "cuda" while a cupy test runs
 
 
 def require(module):
@@ -33,7 +45,15 @@ def require(module):
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    return request.param
+    global HF_DEVICE
+    if request.param == "cupy":
+        torch = require("torch")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        os.environ["CUPY_TF32"] = "0"
+        HF_DEVICE = "cuda"
+    yield request.param
+    HF_DEVICE = "cpu"
 
 
 def to_backend(a, backend):
@@ -48,7 +68,7 @@ def tolerance(reference, dtype):
 
 
 def assert_close(ours, reference, dtype, name=""):
-    ours, reference = ledref.to_numpy(ours), np.asarray(reference)
+    ours, reference = ledref.to_numpy(ours), np.asarray(numpy_tree(reference))
     assert ours.shape == reference.shape, f"{name}: shape {ours.shape}, expected {reference.shape}"
     assert ours.dtype == np.dtype(dtype), f"{name}: dtype {ours.dtype}, expected {dtype}"
     err = float(np.max(np.abs(ours.astype(np.float64) - reference))) if ours.size else 0.0
@@ -103,13 +123,17 @@ def make_checkpoint(tmp_path_factory):
 
 
 def hf_model(model, dtype):
-    """The HF model in float32, or a float64 copy of it (cached on the model)."""
-    if dtype == "float32":
+    """The HF model in float32, or a float64 copy of it, on HF_DEVICE (copies cached on the model)."""
+    if dtype == "float32" and HF_DEVICE == "cpu":
         return model
-    if not hasattr(model, "_ledref_float64"):
+    if not hasattr(model, "_ledref_copies"):
+        model._ledref_copies = {}
+    key = (dtype, HF_DEVICE)
+    if key not in model._ledref_copies:
         import copy
-        model._ledref_float64 = copy.deepcopy(model).double()
-    return model._ledref_float64
+        moved = copy.deepcopy(model).to(HF_DEVICE)
+        model._ledref_copies[key] = moved.double() if dtype == "float64" else moved
+    return model._ledref_copies[key]
 
 
 def hf_call(fn, dtype, **arrays):
@@ -118,7 +142,7 @@ def hf_call(fn, dtype, **arrays):
     kwargs = {}
     for k, v in arrays.items():
         if isinstance(v, np.ndarray):
-            v = torch.from_numpy(v.astype(np.int64) if v.dtype.kind in "iub" else v)
+            v = torch.from_numpy(v.astype(np.int64) if v.dtype.kind in "iub" else v).to(HF_DEVICE)
         kwargs[k] = v
     with torch.no_grad():
         if dtype == "float64":
@@ -138,7 +162,7 @@ def numpy_tree(x):
         return None
     if isinstance(x, (tuple, list)):
         return [numpy_tree(v) for v in x]
-    return x.detach().numpy() if hasattr(x, "detach") else ledref.to_numpy(x)
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else ledref.to_numpy(x)
 
 
 def assert_tree_close(ours, reference, dtype, name):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ledref
-from conftest import SMALL, hf_call, require, to_backend
+from conftest import SMALL, hf_call, hf_model, numpy_tree, require, to_backend
 from hf_oracle import for_generation, randomise
 
 pytestmark = pytest.mark.parity
@@ -39,7 +39,8 @@ def batch():
 
 
 def hf_generate(model, **settings):
-    return hf_call(model.generate, "float32", **batch(), return_dict_in_generate=True, output_scores=True, **settings)
+    return hf_call(hf_model(model, "float32").generate, "float32", **batch(), return_dict_in_generate=True,
+                   output_scores=True, **settings)
 
 
 GREEDY = [dict(), dict(max_length=30), dict(max_new_tokens=9), dict(min_length=15, max_length=25),
@@ -59,10 +60,10 @@ BEAMS = [
 def test_the_model_is_not_degenerate(checkpoint):
     """Guard for the tests below: the oracle's outputs vary and end at varied steps."""
     hf, _ = checkpoint
-    greedy = hf_generate(hf, max_length=30).sequences.numpy()
+    greedy = numpy_tree(hf_generate(hf, max_length=30).sequences)
     assert all(len(set(row.tolist())) >= 5 for row in greedy)
     assert all((row[1:] == 2).any() for row in greedy)
-    beams = hf_generate(hf, **BEAMS[1]).sequences.numpy()
+    beams = numpy_tree(hf_generate(hf, **BEAMS[1]).sequences)
     ends = [int(np.argmax(row[1:] == 2)) for row in beams if (row[1:] == 2).any()]
     assert len(set(ends)) >= 2
 
@@ -70,7 +71,7 @@ def test_the_model_is_not_degenerate(checkpoint):
 @pytest.mark.parametrize("settings", GREEDY, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
 def test_greedy_matches_transformers(settings, checkpoint, backend):
     hf, path = checkpoint
-    expected = hf_generate(hf, **settings).sequences.numpy()
+    expected = numpy_tree(hf_generate(hf, **settings).sequences)
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, **settings)
     np.testing.assert_array_equal(ours, expected)
@@ -83,15 +84,15 @@ def test_beam_search_matches_transformers(settings, checkpoint, backend):
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, return_dict_in_generate=True,
                           **settings)
-    np.testing.assert_array_equal(ours.sequences, expected.sequences.numpy())
-    np.testing.assert_allclose(ours.sequences_scores, expected.sequences_scores.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(ours.sequences, numpy_tree(expected.sequences))
+    np.testing.assert_allclose(ours.sequences_scores, numpy_tree(expected.sequences_scores), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("settings", [GREEDY[1], BEAMS[0]], ids=["greedy", "beams"])
 def test_without_cache_and_in_float64(settings, checkpoint):
     """Recomputing the whole prefix each step, and a float64 model, give transformers' tokens too."""
     hf, path = checkpoint
-    expected = hf_generate(hf, **settings).sequences.numpy()
+    expected = numpy_tree(hf_generate(hf, **settings).sequences)
     model = ledref.LEDForConditionalGeneration.from_pretrained(path)
     np.testing.assert_array_equal(model.generate(**batch(), use_cache=False, **settings), expected)
     model64 = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
@@ -108,7 +109,7 @@ def test_settings_from_generation_config_json(checkpoint, tmp_path):
     stored = json.loads((path / "generation_config.json").read_text())
     (tmp_path / "generation_config.json").write_text(json.dumps({**stored, **settings}))
     theirs = transformers.LEDForConditionalGeneration.from_pretrained(tmp_path).eval()
-    expected = hf_call(theirs.generate, "float32", **batch()).numpy()
+    expected = numpy_tree(hf_call(theirs.generate, "float32", **batch()))
     ours = ledref.LEDForConditionalGeneration.from_pretrained(tmp_path)
     assert ours.generation_config.num_beams == 3
     np.testing.assert_array_equal(ours.generate(**batch()), expected)
