@@ -71,3 +71,38 @@ def test_outputs_stay_on_the_backend_and_come_back_with_to_numpy(tmp_path):
     assert isinstance(back, np.ndarray) and back.shape == (1, 2, 60)
     numpy_model = random_led(tmp_path / "np")
     np.testing.assert_array_equal(back, numpy_model([[5, 6, 7, 8]], decoder_input_ids=[[2, 5]]).logits)
+
+
+@pytest.mark.parametrize("implementation", ["band", "band_matrix", "dense"])
+def test_forward_pass_stays_on_the_inputs_device(implementation, tmp_path):
+    """Weights and inputs on a second array_api_strict device: every array the forward pass makes must be
+    created there (array_api_strict refuses to mix devices), as CuPy needs on a GPU."""
+    xp = require("array_api_strict")
+    device = xp.Device("device1")
+    model = random_led(tmp_path, attention_window=[4, 8], decoder_layers=2)
+
+    def move(tree):
+        if isinstance(tree, dict):
+            return {k: move(v) for k, v in tree.items()}
+        if isinstance(tree, list):
+            return [move(v) for v in tree]
+        return xp.asarray(tree, device=device)
+
+    params = move(model._host_params)
+    am = np.ones((2, 13), dtype=np.int64)
+    am[1, 9:] = 0
+    gm = np.zeros_like(am)
+    gm[0, [0, 6]] = gm[1, 2] = 1
+    input_ids, decoder_input_ids = np.arange(26).reshape(2, 13) % 50 + 3, np.array([[2, 5, 7], [2, 9, 4]])
+    ids, mask, dec = move(input_ids), move(am * (gm + 1)), move(decoder_input_ids)
+    out = encoder(params, model.config, ids, mask, implementation, output_attentions=True,
+                  slots=global_slots(mask))
+    h, _, _, _, cache = decoder(params, model.config, dec, out.last_hidden_state, move(am))
+    step, _, _, _, _ = decoder(params, model.config, dec[:, -1:], out.last_hidden_state, move(am),
+                               past_key_values=cache)
+    for array in (out.last_hidden_state, *out.attentions, *out.global_attentions, lm_head(h, params),
+                  lm_head(step, params)):
+        assert array.device == device
+    reference = model(input_ids, attention_mask=am, global_attention_mask=gm, decoder_input_ids=decoder_input_ids)
+    logits = lm_head(h, params).to_device(xp.Device("CPU_DEVICE"))
+    np.testing.assert_allclose(ledref.to_numpy(logits), reference.logits, rtol=0, atol=1e-12)
