@@ -247,7 +247,7 @@ def beam_search(step, batch, settings):
 
         # done candidates among the top num_beams join the finished hypotheses if they beat them
         just_done = done & top_mask[None, :]
-        hyp_scores = cand_scores / np.float32((cur_len + 1 - 1) ** penalty)
+        hyp_scores = cand_scores / np.float32(cur_len ** penalty)  # generated length: cur_len + 1 - start token
         full = np.all(is_finished, axis=-1, keepdims=True) & (early is True)
         hyp_scores = hyp_scores + full.astype(np.float32) * NEG
         hyp_scores = hyp_scores + (~improvable).astype(np.float32) * NEG

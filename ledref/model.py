@@ -24,6 +24,13 @@ from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOut
 DTYPES = ("float32", "float64")
 
 
+def _check_options(dtype, attn_implementation):
+    if dtype not in DTYPES:
+        raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
+    if attn_implementation not in SELF_ATTENTION:
+        raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(SELF_ATTENTION)}")
+
+
 # ---------------------------------------------------------------------------------------------- encoder
 
 def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attentions,
@@ -215,10 +222,7 @@ class LEDPreTrainedModel:
     head = None
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
-        if dtype not in DTYPES:
-            raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
-        if attn_implementation not in SELF_ATTENTION:
-            raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(SELF_ATTENTION)}")
+        _check_options(dtype, attn_implementation)
         self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
         self.default_xp = namespace(backend or "numpy")
         self._params = {}
@@ -230,8 +234,7 @@ class LEDPreTrainedModel:
                         revision=None, cache_dir=None, local_files_only=False):
         """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
         folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve."""
-        if dtype not in DTYPES:
-            raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
+        _check_options(dtype, attn_implementation)  # before reading any weights
         path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
         params = load_params(path, config, head=cls.head, dtype=dtype)
