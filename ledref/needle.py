@@ -1,0 +1,158 @@
+"""A synthetic long-document task for a tiny LED: find the codes of one colour and copy them in order.
+
+A document opens with a request naming one of four colours, for instance ``find the blue codes.``, followed by
+one to four thousand tokens of filler sentences drawn from a small word list. Scattered far apart through the
+filler are facts of the form ``the second blue code is 4170.``: three to five codes of the requested colour,
+numbered first, second, ... in the order they appear, and two to four distractor codes of the other colours,
+numbered the same way within their own colour. The answer is the requested colour's codes, copied in document
+order and joined by commas: ``3385,4170,0926``.
+
+Every code is four digits, and the tokenizer trained for the task (scripts/train_tiny_needle.py) keeps digits as
+single tokens, so an answer is a copy, token for token, of pieces of the document. Which pieces depends on the
+first words of the document, thousands of tokens away from the facts: with its first token global, LED's encoder
+can carry the request to every fact; without global attention, only the decoder's cross-attention can bring the
+two together.
+
+Documents are deterministic functions of their seed. Training uses seeds from `TRAIN_SEED_START` (1,000,000)
+upward; evaluation uses the held-out seeds 0, 1, 2, ... (`held_out_seeds`), which training never touches.
+"""
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["Document", "make_document", "held_out_seeds", "training_seeds", "KINDS", "ORDINALS", "FILLER_WORDS",
+           "TRAIN_SEED_START", "N_WORDS_RANGE", "N_FACTS_RANGE", "N_DISTRACTORS_RANGE", "CODE_DIGITS"]
+
+KINDS = ("red", "blue", "green", "amber")
+"""The four colours a code can have; a document asks for one of them."""
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth")
+"""How the facts of one colour are numbered, in document order (at most five of a colour)."""
+
+FILLER_WORDS = (
+    "the", "a", "river", "stone", "light", "old", "small", "house", "road", "tree", "wind", "rain", "hill",
+    "field", "bird", "boat", "walks", "runs", "sees", "holds", "keeps", "turns", "falls", "rests", "over",
+    "under", "near", "past", "into", "with", "and", "slowly", "quietly", "again", "often", "never", "cold",
+    "warm", "dark", "bright", "long", "quiet", "morning", "evening", "winter", "summer", "village", "garden",
+)
+"""The words of the filler sentences (no colour, ordinal, digit or the word "code" among them)."""
+
+TRAIN_SEED_START = 1_000_000
+"""Training documents use seeds >= this; held-out (evaluation) documents use seeds below it."""
+
+N_WORDS_RANGE = (900, 3400)
+"""Default range (inclusive) of the number of filler words: about 1,000 to 4,000 tokens per document."""
+
+N_FACTS_RANGE = (3, 5)
+"""Default range (inclusive) of the number of codes of the requested colour (the answer's length)."""
+
+N_DISTRACTORS_RANGE = (2, 4)
+"""Default range (inclusive) of the number of codes of other colours."""
+
+CODE_DIGITS = 4
+"""Digits of a code."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One example of the task.
+
+    text: the source document. answer: the exact target string (the requested codes joined by commas).
+    facts: the (start, end) character spans in `text` of the codes the answer copies, in answer order, so that
+    ``",".join(text[s:e] for s, e in facts) == answer``. kind: the requested colour. distractors: the spans of
+    the codes of other colours, in document order.
+    """
+
+    text: str
+    answer: str
+    facts: list
+    kind: str = ""
+    distractors: list = ()
+
+
+def _sentence(rng):
+    """One filler sentence: 4 to 12 filler words and a full stop."""
+    return " ".join(rng.choice(FILLER_WORDS) for _ in range(rng.randint(4, 12))) + "."
+
+
+def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
+    """The document of `seed` (deterministic): a request, filler sentences and facts placed far apart.
+
+    n_words: number of filler words (default: drawn from `N_WORDS_RANGE`, giving about 1,000 to 4,000 tokens).
+    n_facts: number of codes of the requested colour, 1 to 5 (default: drawn from `N_FACTS_RANGE`).
+    n_distractors: number of codes of other colours (default: drawn from `N_DISTRACTORS_RANGE`); at most five
+    of any colour. Facts are spread evenly: the filler is cut into one stretch per fact and each fact goes to a
+    random sentence boundary in its stretch. Codes are distinct within a document.
+    """
+    rng = random.Random(seed)
+    if n_words is None:
+        n_words = rng.randint(*N_WORDS_RANGE)
+    if n_facts is None:
+        n_facts = rng.randint(*N_FACTS_RANGE)
+    if n_distractors is None:
+        n_distractors = rng.randint(*N_DISTRACTORS_RANGE)
+    if not 1 <= n_facts <= len(ORDINALS):
+        raise ValueError(f"n_facts={n_facts}; expected 1 to {len(ORDINALS)}")
+    if not 0 <= n_distractors <= len(ORDINALS) * (len(KINDS) - 1):
+        raise ValueError(f"n_distractors={n_distractors}; expected 0 to {len(ORDINALS) * (len(KINDS) - 1)}")
+    if n_words < 1:
+        raise ValueError(f"n_words={n_words}; expected at least 1")
+
+    kind = rng.choice(KINDS)
+    others = [k for k in KINDS if k != kind]
+    distractor_kinds = []
+    for _ in range(n_distractors):  # at most five of a colour
+        distractor_kinds.append(rng.choice([k for k in others if distractor_kinds.count(k) < len(ORDINALS)]))
+    kinds = [kind] * n_facts + distractor_kinds
+    rng.shuffle(kinds)
+
+    sentences = []
+    words = 0
+    while words < n_words:
+        sentence = _sentence(rng)
+        sentences.append(sentence)
+        words += sentence.count(" ") + 1
+    # one stretch of sentences per fact; a fact goes after a random sentence of its stretch
+    m = len(kinds)
+    bounds = [round(i * len(sentences) / m) for i in range(m + 1)]
+    slots = [rng.randrange(bounds[i], bounds[i + 1]) if bounds[i + 1] > bounds[i] else bounds[i] for i in range(m)]
+
+    codes = set()
+    pieces = [f"find the {kind} codes."]
+    counts = dict.fromkeys(KINDS, 0)
+    facts, distractors = [], []
+    length = len(pieces[0])
+    position = 0
+    for i, k in enumerate(kinds):
+        while position <= slots[i] and position < len(sentences):
+            pieces.append(sentences[position])
+            length += 1 + len(sentences[position])
+            position += 1
+        while True:
+            code = "".join(rng.choice("0123456789") for _ in range(CODE_DIGITS))
+            if code not in codes:
+                codes.add(code)
+                break
+        head = f"the {ORDINALS[counts[k]]} {k} code is "
+        counts[k] += 1
+        start = length + 1 + len(head)
+        pieces.append(head + code + ".")
+        length += 1 + len(pieces[-1])
+        (facts if k == kind else distractors).append((start, start + CODE_DIGITS))
+    pieces.extend(sentences[position:])
+    text = " ".join(pieces)
+    answer = ",".join(text[s:e] for s, e in facts)
+    return Document(text=text, answer=answer, facts=facts, kind=kind, distractors=distractors)
+
+
+def held_out_seeds(n):
+    """The seeds of the first n held-out documents: 0, 1, ..., n - 1 (training never uses seeds below
+    `TRAIN_SEED_START`)."""
+    if not 0 <= n <= TRAIN_SEED_START:
+        raise ValueError(f"n={n}; expected 0 to {TRAIN_SEED_START}")
+    return range(n)
+
+
+def training_seeds(n, start=0):
+    """n training seeds: TRAIN_SEED_START + start, ..., disjoint from every held-out seed."""
+    return range(TRAIN_SEED_START + start, TRAIN_SEED_START + start + n)
