@@ -27,7 +27,7 @@ from array_api_compat import array_namespace, device
 
 from .backend import attention_chunk, parallel_map
 from .band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals
-from .functional import finfo_min, linear, softmax
+from .functional import exp_inplace, finfo_min, linear, softmax
 
 
 def split_heads(x, n_heads):
@@ -76,6 +76,13 @@ def take_positions(a, positions, axis):
     return xp.stack([xp.take(a[b, ...], positions[b, ...], axis=axis) for b in range(a.shape[0])])
 
 
+def _at_positions(a, positions):
+    """take_positions(a, positions, 1) for [B, H, L, d] arrays, gathered from the [B, L, H, d] view: the
+    memory order of split_heads' projections, which a gather along L would otherwise copy whole first."""
+    xp = array_namespace(a)
+    return xp.permute_dims(take_positions(xp.permute_dims(a, (0, 2, 1, 3)), positions, 0), (0, 2, 1, 3))
+
+
 def slot_of_position(mask):
     """For every position, the global slot it occupies (meaningful where mask == 2).   [B, L] -> [B, L]"""
     xp = array_namespace(mask)
@@ -114,8 +121,8 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
         return xp.where(allowed, zero, neg)[None, ...]
 
     masks = [[chunk_mask(row, s) for s in starts] for row in range(b)]  # shared by the heads
-    k_at_globals = take_positions(k, positions, 1) if x else None  # [B, H, x, d]
-    v_at_globals = take_positions(v, positions, 1) if x else None
+    k_at_globals = _at_positions(k, positions) if x else None  # [B, H, x, d]
+    v_at_globals = _at_positions(v, positions) if x else None
     out = xp.zeros((b, heads, length, d), dtype=q.dtype, device=device(q))
 
     def heads_of_row(task):
@@ -136,7 +143,7 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
                 global_scores += global_mask
                 top = xp.maximum(top, xp.max(global_scores, axis=-1, keepdims=True))
             scores -= top
-            weights = xp.exp(scores)
+            weights = exp_inplace(scores)
             total = xp.sum(weights, axis=-1, keepdims=True)
             mixed = weights @ v[row, h0:h1, lo:hi, :]  # [h, rows, d]
             if x:
@@ -153,13 +160,12 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
 
     tasks = [(row, h0, min(h0 + step, heads)) for row in range(b) for h0 in range(0, heads, step)]
     bands = parallel_map(xp, heads_of_row, tasks)
-    query_pad = (mask == 0)[:, None, :, None]
-    out = xp.where(query_pad, xp.zeros_like(out), out)
+    out *= xp.astype(mask != 0, out.dtype)[:, None, :, None]  # pad rows 0 (written over: `out` is ours)
     if not output_attentions:
         return out, None
     groups = len(tasks) // b
     probs = xp.stack([xp.concat(bands[row * groups:(row + 1) * groups], axis=0) for row in range(b)])
-    return out, xp.where(query_pad | (mask == 2)[:, None, :, None], xp.zeros_like(probs), probs)
+    return out, xp.where(((mask == 0) | (mask == 2))[:, None, :, None], xp.zeros_like(probs), probs)
 
 
 def band_matrix_attention(q, k, v, mask, slots, w, output_attentions=False):

@@ -73,6 +73,12 @@ def row_chunk(xp):
     return None if namespace_name(xp) == "cupy" else 512
 
 
+def elementwise_chunk(xp):
+    """Positions per block of elementwise work on a row chunk (the feed-forward activation): a block of
+    rows x ffn dim that fits in a core's cache on the CPU; a GPU takes the chunk at once."""
+    return None if namespace_name(xp) == "cupy" else 32
+
+
 def to_namespace(tree, xp):
     """NumPy arrays (nested in dicts and lists) -> the same tree of xp arrays."""
     if isinstance(tree, dict):

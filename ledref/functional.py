@@ -5,10 +5,11 @@ Every function takes arrays of any Array API backend and returns arrays of the s
 
 import math
 
+import numpy as np
 from array_api_compat import array_namespace
 from numpy.polynomial import chebyshev
 
-from .backend import parallel_map
+from .backend import namespace_name, parallel_map
 
 
 def linear(x, weight, bias=None):
@@ -26,8 +27,20 @@ def by_rows(fn, *arrays, rows=None):
     length = arrays[0].shape[1]
     if rows is None or rows >= length:
         return fn(*arrays)
-    parts = parallel_map(xp, lambda s: fn(*(a[:, s:s + rows, ...] for a in arrays)), range(0, length, rows))
+    parts = parallel_map(xp, lambda s: fn(*(a[:, s:min(s + rows, length), ...] for a in arrays)),
+                         range(0, length, rows))
     return xp.concat(parts, axis=1)
+
+
+def in_blocks(fn, x, rows=None):
+    """fn(x) for an elementwise fn, computed `rows` positions (axis 1) at a time and written over x, so
+    that the many passes of an activation like the exact GELU stay in cache. `rows=None`: at once."""
+    if rows is None or rows >= x.shape[1]:
+        return fn(x)
+    for s in range(0, x.shape[1], rows):
+        e = min(s + rows, x.shape[1])
+        x[:, s:e, ...] = fn(x[:, s:e, ...])
+    return x
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
@@ -42,6 +55,15 @@ def softmax(x, axis=-1):
     xp = array_namespace(x)
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def exp_inplace(x):
+    """exp(x), written over x where the backend can (NumPy's `out=`, which the Array API standard does
+    not have): saves a fresh array and a pass over memory. Elsewhere the standard `xp.exp(x)`."""
+    xp = array_namespace(x)
+    if namespace_name(xp) == "numpy":
+        return np.exp(x, out=x)
+    return xp.exp(x)
 
 
 def log_softmax(x, axis=-1):

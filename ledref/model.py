@@ -11,11 +11,11 @@ from array_api_compat import array_namespace, device
 
 from . import inputs
 from .attention import SELF_ATTENTION, decoder_attention, global_slots
-from .backend import input_namespace, namespace, namespace_name, row_chunk, to_namespace
+from .backend import elementwise_chunk, input_namespace, namespace, namespace_name, row_chunk, to_namespace
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
-from .functional import ACTIVATIONS, by_rows, finfo_min, layer_norm, linear, log_softmax
+from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, linear, log_softmax
 from .generation import GenerationConfig, generate
 from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
@@ -43,7 +43,8 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
 
     def position_wise(h, a):  # everything after attention works token by token: done in row chunks
         h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
-        return layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
+        inner = in_blocks(act, linear(h, **fc1), rows=elementwise_chunk(array_namespace(h)))
+        return layer_norm(h + linear(inner, **fc2), **final_layer_norm)
 
     out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)))
     if record:

@@ -8,7 +8,7 @@ import pytest
 
 import ledref
 from conftest import require, to_backend
-from ledref.functional import ACTIVATIONS, erfc, layer_norm
+from ledref.functional import ACTIVATIONS, by_rows, erfc, exp_inplace, in_blocks, layer_norm
 
 
 @pytest.mark.parametrize("dtype, tol", [("float64", 5e-16), ("float32", 2e-7)])
@@ -43,3 +43,23 @@ def test_layer_norm_against_torch(backend):
                                               torch.from_numpy(b), eps=1e-5).numpy()
     got = ledref.to_numpy(layer_norm(*(to_backend(a, backend) for a in (x, w, b))))
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_exp_inplace_equals_standard_exp(backend):
+    x = np.linspace(-80, 80, 3000).reshape(3, 1000, 1)
+    expected = np.exp(x)  # NumPy's own exp, on a copy: the standard version
+    got = ledref.to_numpy(exp_inplace(to_backend(x.copy(), backend)))
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 32, 1000])
+def test_in_blocks_and_by_rows_equal_one_pass(rows, backend):
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((2, 45, 6))
+    gelu = ACTIVATIONS["gelu"]
+    whole = ledref.to_numpy(gelu(to_backend(x, backend)))
+    got = ledref.to_numpy(in_blocks(gelu, to_backend(x.copy(), backend), rows=rows))
+    np.testing.assert_array_equal(got, whole)
+    got = ledref.to_numpy(by_rows(lambda a, b: gelu(a) * b, to_backend(x, backend), to_backend(x, backend),
+                                  rows=rows))
+    np.testing.assert_array_equal(got, whole * x)
