@@ -73,6 +73,15 @@ def build_parser():
     s.add_argument("--early-stopping", type=early_stopping, choices=[True, False, "never"], metavar="{true,false,never}")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    d = commands.add_parser("demo", help="run the embedded model on a long document, offline, and draw where it "
+                                         "looks")
+    d.add_argument("--model", default="ledref/tiny-needle",
+                   help="checkpoint directory, Hugging Face cache folder or repo id (default: the embedded "
+                        "ledref/tiny-needle)")
+    d.add_argument("--text", help="a text file to read instead of a held-out task document (- for standard input)")
+    d.add_argument("--seed", type=int, default=0, help="which held-out task document (default 0)")
+    d.add_argument("--out", default="ledref-demo", help="folder for the figures (default ledref-demo)")
+
     c = commands.add_parser("convert", help="turn a pytorch_model.bin checkpoint into a safetensors one")
     c.add_argument("src", help="directory with pytorch_model.bin (or its index) and config.json")
     c.add_argument("dst", help="directory to write model.safetensors and the config and tokenizer files to")
@@ -288,6 +297,16 @@ def compare_command(args):
     return 0 if report.ok else 1
 
 
+def demo(args):
+    """The demo story (ledref.demo.run); status 1 when the answer to a task document is wrong."""
+    from .demo import run
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: expected a number >= 0")
+    text = None if args.text is None else read_text(args.text)
+    result = run(model=args.model, text=text, out=args.out, seed=args.seed)
+    return 1 if result.correct is False else 0
+
+
 def conformance(args):
     """Run the conformance suite on a kernel and print the report; status 1 unless every case passed."""
     from .testing import check_longformer_attention, load_kernel
@@ -306,7 +325,8 @@ def main(argv=None):
     try:
         args = parser.parse_args(argv)
         status = {"summarize": summarize, "convert": convert_command, "info": info, "plot": plot,
-                  "compare": compare_command, "conformance": conformance, "golden": golden}[args.command](args)
+                  "compare": compare_command, "conformance": conformance, "golden": golden,
+                  "demo": demo}[args.command](args)
     except UsageError as e:
         print(f"ledref: error: {e} (see ledref --help)", file=sys.stderr)
         return 2

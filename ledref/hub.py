@@ -14,6 +14,9 @@ FILES = ["config.json", "generation_config.json", "model.safetensors", "model.sa
          "model-*.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
          "vocab.json", "merges.txt"]
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+EMBEDDED = {"ledref/tiny-needle": "tiny-needle"}
+"""Short names of the models shipped inside the package (ledref/assets/<folder>, in the Hub layout)."""
 
 
 def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False):
@@ -22,9 +25,13 @@ def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False)
     - a checkpoint directory (a Hub cache snapshot `.../snapshots/<commit>` is one) is used as it is;
     - a Hub cache repo folder (`models--owner--name`, with refs/ and snapshots/) gives the snapshot of
       `revision` (a branch or tag under refs/, or a commit; default main);
+    - a short name of a model shipped with ledref (`EMBEDDED`, e.g. ledref/tiny-needle) is its folder in
+      the package;
     - `owner/name` is fetched from the Hub (or found in the cache) with huggingface_hub.
     """
     path = os.fspath(name_or_path)
+    if path in EMBEDDED and not os.path.isdir(path):
+        return embedded(path)
     if os.path.isdir(path):
         if os.path.isdir(os.path.join(path, "snapshots")) and os.path.isdir(os.path.join(path, "refs")):
             return cache_snapshot(path, revision)
@@ -33,6 +40,15 @@ def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False)
         return download(path, revision, cache_dir, local_files_only)
     raise CheckpointNotFoundError(f"{path} is neither a checkpoint directory nor a Hugging Face repo id "
                                   f"(owner/name)")
+
+
+def embedded(name):
+    """The folder of a model shipped inside the package, by its short name."""
+    folder = os.path.join(ASSETS, EMBEDDED[name])
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise CheckpointNotFoundError(f"the embedded model {name} is missing from this installation ({folder}); "
+                                      f"reinstall ledref")
+    return folder
 
 
 def cache_snapshot(repo_folder, revision=None):
