@@ -4,9 +4,11 @@ Notation: B batch, H heads, L (padded) length, d head dim, w one-sided window, x
 `mask` is transformers' merged encoder mask: 0 pad, 1 local, 2 global.
 
 The rule both encoder implementations compute (Beltagy et al. 2020, as transformers runs it):
-- a local token i attends, with the local q/k/v, to {j : |i-j| <= w, mask_j = 1} and to every global j;
+
+- a local token i attends, with the local q/k/v, to `{j : |i-j| <= w, mask_j = 1}` and to every global j;
 - a global token attends to every non-pad j with the separate query_global/key_global/value_global;
 - a pad token's attention output is 0.
+
 `dense_attention` writes that rule as L x L masked softmaxes. `band_matrix_attention` holds the scores as
 the band matrix itself, [L, 2w+1] per head. `band_attention` (the default, and the fast one) never builds
 an L x L array either: it takes the queries a chunk of rows at a time, each against the keys of its

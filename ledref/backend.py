@@ -35,6 +35,7 @@ def namespace(name):
 
 
 def namespace_name(xp):
+    """The backend name of an Array API namespace: "numpy", "cupy", or the namespace's module name."""
     name = xp.__name__
     return {"array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.cupy": "cupy",
             "cupy": "cupy"}.get(name, name)

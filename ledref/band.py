@@ -39,6 +39,7 @@ def undiagonals(band, m):
 
 
 def n_blocks(length, w):
+    """How many query blocks of w rows cover `length` rows (the last one may be partly filler)."""
     return -(-length // w)
 
 

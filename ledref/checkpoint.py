@@ -63,6 +63,8 @@ def base_shapes(config):
 
 
 def head_shapes(config, head):
+    """Key -> shape of the weights a head adds to the base model: "lm" (final_logits_bias), "qa"
+    (qa_outputs), "classification" (classification_head); None adds nothing."""
     D = config.d_model
     if head == "lm":
         return {"final_logits_bias": (1, config.vocab_size)}

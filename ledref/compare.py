@@ -4,17 +4,19 @@
     print(report)          # the table
     report.ok              # True only when every tensor is OK
 
-`reference` and `other` are two safetensors files, two directories (the *.safetensors files of the same
+`reference` and `other` are two safetensors files, two directories (the `*.safetensors` files of the same
 name are compared; a file on one side only is a NOT OK row), or two dicts name -> array.
 
 Every comparison is done in float64, with `other` measured against `reference` as in numpy.isclose:
-element (a from other, b from reference) is bad when |a - b| > atol + rtol * |b|, or when either is NaN
+element (a from other, b from reference) is bad when `|a - b| > atol + rtol * |b|`, or when either is NaN
 (equal infinities are fine). Per tensor the row gives
-- max_abs_err  max |a - b|
-- max_rel_err  max |a - b| / |b| (inf where b is 0 and a is not)
-- nmse         sum (a - b)^2 / sum b^2 (0 when both sums are 0, inf when only b is all zero)
-- worst_index  the index of the largest |a - b| (the first NaN if there is one)
+
+- max_abs_err  `max |a - b|`
+- max_rel_err  `max |a - b| / |b|` (inf where b is 0 and a is not)
+- nmse         `sum (a - b)^2 / sum b^2` (0 when both sums are 0, inf when only b is all zero)
+- worst_index  the index of the largest `|a - b|` (the first NaN if there is one)
 - first_bad_index  the first bad element in C order, or None; n_bad  how many are bad.
+
 A tensor whose shapes differ, or that only one side has, is a NOT OK row without errors.
 
 `only` is an fnmatch (shell glob, case-sensitive) pattern: `encoder.layers.0.*`, `*attn*`, `*.k_proj.?eight`.

@@ -81,9 +81,11 @@ class LEDConfig:
                               f"single_label_classification, multi_label_classification")
 
     # transformers' attribute aliases
-    hidden_size = property(lambda self: self.d_model)
-    num_attention_heads = property(lambda self: self.encoder_attention_heads)
-    num_hidden_layers = property(lambda self: self.encoder_layers)
+    hidden_size = property(lambda self: self.d_model, doc="`d_model`, under transformers' generic name.")
+    num_attention_heads = property(lambda self: self.encoder_attention_heads,
+                                   doc="`encoder_attention_heads`, under transformers' generic name.")
+    num_hidden_layers = property(lambda self: self.encoder_layers,
+                                 doc="`encoder_layers`, under transformers' generic name.")
 
     @property
     def max_attention_window(self):
@@ -111,6 +113,7 @@ class LEDConfig:
 
     @classmethod
     def from_json_file(cls, path):
+        """Read a config.json file (see `from_dict`); a missing file or invalid JSON is a named error."""
         try:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
@@ -131,6 +134,7 @@ class LEDConfig:
         return cls.from_json_file(path)
 
     def to_dict(self):
+        """The fields as config.json holds them (unknown fields of the file kept, `model_type` "led")."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         d.update(self.extra)
         d["model_type"] = "led"

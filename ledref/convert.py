@@ -12,6 +12,7 @@ COPIED = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_
 
 
 def pytorch_files(src):
+    """The PyTorch weight files of a checkpoint directory: pytorch_model.bin, or the shards its index names."""
     single, index = os.path.join(src, "pytorch_model.bin"), os.path.join(src, "pytorch_model.bin.index.json")
     if os.path.isfile(single):
         return [single]

@@ -52,6 +52,7 @@ def layer_norm(x, weight, bias, eps=1e-5):
 
 
 def softmax(x, axis=-1):
+    """exp(x) / sum exp(x) along `axis`, the maximum subtracted first so that exp stays finite."""
     xp = array_namespace(x)
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
@@ -67,6 +68,7 @@ def exp_inplace(x):
 
 
 def log_softmax(x, axis=-1):
+    """log(softmax(x)) along `axis`, computed as x - max - log(sum exp(x - max)) to stay finite."""
     xp = array_namespace(x)
     shifted = x - xp.max(x, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
@@ -132,16 +134,19 @@ def gelu_tanh(x):
 
 
 def gelu_fast(x):
+    """transformers' gelu_fast: the tanh approximation of GELU with its constants written out."""
     xp = array_namespace(x)
     return 0.5 * x * (1.0 + xp.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
 
 
 def relu(x):
+    """max(x, 0)."""
     xp = array_namespace(x)
     return xp.where(x > 0, x, xp.zeros_like(x))
 
 
 def mish(x):
+    """x * tanh(softplus(x)), softplus(x) = log(1 + exp(x)) written as logaddexp(0, x)."""
     xp = array_namespace(x)
     return x * xp.tanh(xp.logaddexp(xp.zeros_like(x), x))
 

@@ -71,6 +71,7 @@ class GenerationConfig:
 
     @classmethod
     def from_dict(cls, d):
+        """Build from a dict as in generation_config.json (see `settings` for what is kept or refused)."""
         return cls(**cls.settings(d))
 
     @classmethod
@@ -95,6 +96,7 @@ class GenerationConfig:
         return replace(self, **self.settings(kwargs, strict=True))
 
     def eos_ids(self):
+        """`eos_token_id` as a list: empty when None, one id, or the list the config gives."""
         eos = self.eos_token_id
         return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
 
@@ -113,6 +115,8 @@ class GenerationConfig:
         return max_length, min_length
 
     def validate(self, config):
+        """Raise a GenerationError for settings that cannot run with the model's config (lengths, beams,
+        return sequences, ...)."""
         max_length, _ = self.lengths()
         if max_length < 2:
             raise GenerationError(f"max_length={max_length} leaves no room to generate (the decoder start token "
@@ -169,6 +173,7 @@ def process_scores(scores, sequences, settings, eos_ids, max_length, min_length)
 
 
 def log_softmax(x):
+    """log(softmax(x)) over the last axis of a NumPy array (generation runs its search in NumPy)."""
     shifted = x - np.max(x, axis=-1, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 

@@ -71,11 +71,12 @@ def tiny_model(case=None, dtype="float64", seed=0):
 
 
 def config_hash(config):
+    """The first 16 hex digits of the SHA-256 of the config as sorted JSON: names a model's shape."""
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def record(model, inputs):
-    """Every intermediate of model(**inputs), by name (see ledref.recorder), as NumPy arrays."""
+    """Every intermediate of `model(**inputs)`, by name (see ledref.recorder), as NumPy arrays."""
     from .backend import to_numpy
     recorder = Recorder()
     model(**inputs, recorder=recorder)

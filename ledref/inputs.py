@@ -7,6 +7,7 @@ from .errors import InputError
 
 
 def to_array(value, xp, name):
+    """An Array API array as it is; nested lists or NumPy arrays as an xp array (ragged lists are an error)."""
     if is_array_api_obj(value):
         return value
     try:

@@ -1,6 +1,7 @@
 """Longformer's attention outputs, decoded.
 
 transformers (and ledref) return, per encoder layer:
+
 - `attentions` [B, H, L, x + W + 1]: for each query token, x columns for the global keys (slot g is the
   g-th global token of the row, in position order), then W + 1 columns for the keys at relative offsets
   -W/2 .. +W/2 (the token itself at column x + W/2). Zero where the window meets a global key (its weight
@@ -8,6 +9,7 @@ transformers (and ledref) return, per encoder layer:
 - `global_attentions` [B, H, Lp, x]: entry [b, h, j, g] is the attention *from* global slot g *to* token
   j, over the padded length Lp; unused slots (rows with fewer globals) are uniform 1/Lp. None when no
   token of the batch is global.
+
 The global tokens are those with global_attention_mask = 1 and attention_mask = 1.
 
 `to_dense` turns this into the [B, H, L, L] matrix the layer applied to its values; `to_band` goes back;

@@ -397,6 +397,8 @@ class LEDModel(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, encoder_outputs=None, recorder=None):
+        """The encoder-decoder pass with transformers' arguments -> LEDSeq2SeqModelOutput. Without
+        decoder_input_ids they are shift_tokens_right(input_ids); `recorder` collects the intermediates."""
         return self._seq2seq(**self._args(locals()))[3]
 
 
@@ -431,6 +433,8 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
+        """LEDModel's pass and the head -> LEDSeq2SeqLMOutput (logits [B, T, V]). `labels` [B, T] give the
+        mean cross-entropy as `loss` (-100 ignored) and, without decoder_input_ids, the decoder inputs."""
         xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels)
         logits = lm_head(h, params)  # [B, T, V]
         if recorder:
@@ -454,6 +458,8 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, encoder_outputs=None, recorder=None, start_positions=None,
                 end_positions=None):
+        """LEDModel's pass and qa_outputs -> LEDSeq2SeqQuestionAnsweringModelOutput. With start_positions
+        and end_positions [B], `loss` is the mean of the two cross-entropies, as transformers computes it."""
         extra = dict(start_positions=start_positions, end_positions=end_positions)
         xp, params, h, out, _ = self._seq2seq(**self._args(locals()), extra=extra)
         logits = linear(h, **params["qa_outputs"])  # [B, T, 2]
@@ -479,6 +485,8 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
+        """LEDModel's pass and the classification head -> LEDSeq2SeqSequenceClassifierOutput (logits
+        [B, num_labels]); `labels` give the loss transformers would choose (see the class docstring)."""
         config = self.config
         if input_ids is None:
             raise InputError("input_ids is None; sequence classification needs them to find the eos tokens")

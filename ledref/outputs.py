@@ -12,9 +12,11 @@ class ModelOutput:
         return getattr(self, name)
 
     def keys(self):
+        """The names of the fields that are not None, in order."""
         return [f.name for f in fields(self) if getattr(self, f.name) is not None]
 
     def to_tuple(self):
+        """The values of the fields that are not None, in order."""
         return tuple(getattr(self, k) for k in self.keys())
 
 

@@ -15,6 +15,7 @@ Notation: B batch, H heads, L length (not padded to a multiple of the window), d
 window, x = the largest number of global tokens in a batch row (0 when none).
 
 Arguments (float64 NumPy arrays, fresh copies for every call):
+
 - q, k, v [B, H, L, d]: the local projections, split into heads; q is already divided by sqrt(d).
 - q_global, k_global, v_global [B, H, L, d]: the global projections for every position; q_global is
   divided by sqrt(d) too. Only the rows of q_global at global tokens are used; k_global and v_global are
@@ -24,12 +25,14 @@ Arguments (float64 NumPy arrays, fresh copies for every call):
 - one_sided_window int w >= 1 (HF's attention_window is 2w).
 
 The rule:
-- a local token i attends, with q, k, v, to the local keys j with |i - j| <= w (not pad, not global) and
+
+- a local token i attends, with q, k, v, to the local keys j with `|i - j| <= w` (not pad, not global) and
   to every global token j (wherever it is);
 - a global token attends, with q_global, k_global, v_global, to every non-pad token;
 - the output rows of pad tokens are 0.
 
 Returns:
+
 - output [B, H, L, d];
 - local_probs [B, H, L, x + 2w + 1], transformers' layout: the first x columns are the attention to the
   row's global tokens in position order (slot s = the s-th global token; zero in slots the row does not
@@ -40,7 +43,7 @@ Returns:
 
 Any array type NumPy can read (np.asarray, or torch tensors on any device) is accepted; every tensor is
 compared in float64 with the reference `ledref.attention.longformer_attention(..., implementation="dense")`
-(element bad when |ours - ref| > atol + rtol * |ref|). A kernel that raises fails that case.
+(element bad when `|ours - ref| > atol + rtol * |ref|`). A kernel that raises fails that case.
 
 The suite
 ---------
@@ -173,7 +176,7 @@ def _positional(inputs):
 
 @dataclass
 class CaseResult:
-    """The verdict of one case. On a mismatch: the first wrong tensor, its max |error| and where, the first
+    """The verdict of one case. On a mismatch: the first wrong tensor, its largest absolute error and where, the first
     bad element (C order); `message` says it in words (every wrong tensor, or the exception)."""
     name: str
     passed: bool

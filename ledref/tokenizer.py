@@ -11,12 +11,14 @@ which are transformers' fast rules), padding on the right, and the decode clean-
 
 Where transformers versions disagree, ledref follows LED's tokenizer as transformers 4.57.6 defines it, the last
 release with LED's own tokenizer classes (its slow and fast classes agree on both points):
+
 - `<mask>` takes the whitespace before it (an AddedToken with lstrip=True, as in BART): "is <mask>." gives
   [..., "Ġis", "<mask>", "."]. transformers 5 does the same when tokenizer.json or tokenizer_config.json says so,
   but loses the flag on a directory with only vocab.json + merges.txt (the allenai LED repositories); to get its ids
   there, pass `mask_token=tokenizers.AddedToken("<mask>", lstrip=False, special=True)`.
 - `clean_up_tokenization_spaces=True` (argument or tokenizer_config.json) cleans the decoded text. transformers 5
   ignores it for BPE tokenizers; pass False to get its strings. Both versions default to False.
+
 Where transformers 4.57.6's slow (pure Python) tokenizer and its fast one disagree, ledref follows the fast one,
 as transformers 5 does: add_prefix_space puts a space before every piece of text between special tokens, not
 only at the start of the text; `<mask>` strips only Unicode White_Space (not \\x1c-\\x1f); a single empty

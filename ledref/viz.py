@@ -8,6 +8,7 @@
   attention, with the count.
 - `plot_layout_explainer`: a 16-token example that maps every compact column to its place in the dense
   matrix, and says why each zero is there.
+
 Every function returns a matplotlib Figure; `fig.savefig("name.png")` (or .svg) writes it. Global tokens
 are highlighted in cyan throughout.
 """
@@ -172,7 +173,7 @@ def plot_grid(attentions, global_attentions=None, global_attention_mask=None, at
 
 def computed_pairs(length, window, global_positions=()):
     """(pairs computed by Longformer attention, pairs of full attention) for one sequence, counted exactly
-    without an L x L array: the band |i - j| <= w plus every row and column of a global token."""
+    without an L x L array: the band `|i - j| <= w` plus every row and column of a global token."""
     w = window // 2
     g = np.unique(np.asarray(global_positions, dtype=np.int64))
     i = np.arange(length)
