@@ -1,0 +1,90 @@
+"""Sphinx configuration of ledref's documentation: MyST pages, the notebooks of ../notebooks rendered (and
+executed) by myst-nb, the API reference from docstrings, the CLI reference from the argument parser.
+
+    pip install -e ".[docs]" && sphinx-build -W --keep-going -b html docs docs/_build/html
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import ledref  # noqa: E402  (the installed package; `pip install -e .` makes it this checkout)
+
+project = "ledref"
+author = "the ledref authors"
+copyright = "the ledref authors, Apache-2.0"
+release = version = ledref.__version__
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+    "cli_reference",
+]
+
+# The notebooks live in ../notebooks (text files that diff like code); Sphinx reads only its source
+# directory, so they are copied to docs/notebooks (ignored by git) at every build.
+_notebooks = DOCS / "notebooks"
+_notebooks.mkdir(exist_ok=True)
+for _source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
+    _target = _notebooks / _source.name
+    if not _target.exists() or _target.read_bytes() != _source.read_bytes():
+        shutil.copyfile(_source, _target)
+
+exclude_patterns = ["_build", "kernels", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
+root_doc = "index"
+
+# MyST
+myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
+myst_heading_anchors = 3
+
+# myst-nb: execute the notebooks at build time (cached in docs/_build/.jupyter_cache between builds)
+nb_execution_mode = "cache"
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_timeout = 300
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_in_temp = False
+nb_render_markdown_format = "myst"
+nb_merge_streams = True
+
+# autodoc: docstrings are reStructuredText; single backquotes mark code, as the docstrings use them
+default_role = "code"
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_typehints = "none"
+add_module_names = False
+
+html_theme = "furo"
+html_title = f"ledref {release}"
+html_static_path = []
+html_theme_options = {"source_edit_link": None, "navigation_with_keys": True}
+pygments_style = "sphinx"
+
+
+def literal_blocks(app, what, name, obj, options, lines):
+    """ledref's docstrings show code as an indented block after a blank line (or a section underline),
+    without RST's `::`; mark each such block literal, so that it renders as code, not as a quotation."""
+    out, in_block = [], False
+    for line in lines:
+        indented = line.startswith("    ") and line.strip()
+        previous = out[-1].strip() if out else ""
+        underline = bool(previous) and set(previous) <= set("-=~^")
+        if indented and not in_block and (not previous or underline):
+            opener = next((p for p in reversed(out) if p.strip()), "")
+            if not opener.rstrip().endswith("::"):
+                out += ["", "::", ""] if underline else ["::", ""]
+            in_block = True
+        elif line.strip() and not line.startswith(" "):
+            in_block = False
+        out.append(line)
+    lines[:] = out
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", literal_blocks)
