@@ -16,6 +16,7 @@ from array_api_compat import array_namespace
 from . import inputs
 from .backend import to_numpy
 from .errors import GenerationError
+from .outputs import as_encoder_output
 
 NEG = np.float32(-1.0e9)  # transformers' "never pick this" score in beam search
 
@@ -285,8 +286,9 @@ def beam_search(step, batch, settings):
 
 
 def generate(model, input_ids, attention_mask=None, global_attention_mask=None, encoder_progress=None,
-             step_progress=None, **kwargs):
-    """Run the encoder once, then greedy or beam search with the decoder's KV cache.
+             step_progress=None, encoder_outputs=None, **kwargs):
+    """Run the encoder once (unless `encoder_outputs`, the encoder's output for these inputs, is given, as
+    transformers' generate takes it), then greedy or beam search with the decoder's KV cache.
 
     kwargs override the model's generation_config (max_length, max_new_tokens, min_length,
     min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
@@ -299,8 +301,11 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
     kwargs.pop("output_scores", None)
     settings = model.generation_config.update(**kwargs)
     settings.validate(model.config)
-    encoder_outputs = model.encoder(input_ids, attention_mask=attention_mask,
-                                    global_attention_mask=global_attention_mask, progress=encoder_progress)
+    if encoder_outputs is None:
+        encoder_outputs = model.encoder(input_ids, attention_mask=attention_mask,
+                                        global_attention_mask=global_attention_mask, progress=encoder_progress)
+    else:
+        encoder_outputs = as_encoder_output(encoder_outputs)
     xp = array_namespace(encoder_outputs.last_hidden_state)
     batch = encoder_outputs.last_hidden_state.shape[0]
     beams = settings.num_beams

@@ -19,7 +19,7 @@ from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, 
 from .generation import GenerationConfig, generate
 from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
-                      LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput)
+                      LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
 
 DTYPES = ("float32", "float64")
 
@@ -200,15 +200,6 @@ def cross_entropy(logits, labels, ignore_index=-100):
 
 
 # ---------------------------------------------------------------------------------------------- classes
-
-def as_encoder_output(encoder_outputs):
-    """encoder_outputs as transformers accepts them: the output record, a tuple led by the last hidden
-    state, or that array alone."""
-    if isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
-        return encoder_outputs
-    first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
-    return LEDEncoderBaseModelOutput(last_hidden_state=first)
-
 
 class LEDPreTrainedModel:
     """Weights, config and the backend they live on. Subclasses add a head and its outputs.

@@ -49,3 +49,12 @@ LEDSeq2SeqSequenceClassifierOutput = _record(
 LEDSeq2SeqQuestionAnsweringModelOutput = _record(
     "LEDSeq2SeqQuestionAnsweringModelOutput", ("loss", "start_logits", "end_logits") + SEQ2SEQ_FIELDS,
     "LEDForQuestionAnswering output: start_logits and end_logits [B, T].")
+
+
+def as_encoder_output(encoder_outputs):
+    """encoder_outputs as transformers accepts them: the output record, a tuple led by the last hidden
+    state, or that array alone."""
+    if isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
+        return encoder_outputs
+    first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
+    return LEDEncoderBaseModelOutput(last_hidden_state=first)

@@ -89,6 +89,20 @@ def test_beam_search_matches_transformers(settings, checkpoint, backend):
 
 
 @pytest.mark.parametrize("settings", [GREEDY[1], BEAMS[0]], ids=["greedy", "beams"])
+def test_with_encoder_outputs_given(settings, checkpoint):
+    """generate(encoder_outputs=...) skips the encoder, as transformers' does, with the same tokens."""
+    hf, path = checkpoint
+    expected = numpy_tree(hf_generate(hf, **settings).sequences)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path)
+    inputs = batch()
+    encoded = model.encoder(**inputs)
+    ours = model.generate(None, attention_mask=inputs["attention_mask"], encoder_outputs=encoded, **settings)
+    np.testing.assert_array_equal(ours, expected)
+    np.testing.assert_array_equal(model.generate(None, attention_mask=inputs["attention_mask"],
+                                                 encoder_outputs=(encoded.last_hidden_state,), **settings), expected)
+
+
+@pytest.mark.parametrize("settings", [GREEDY[1], BEAMS[0]], ids=["greedy", "beams"])
 def test_without_cache_and_in_float64(settings, checkpoint):
     """Recomputing the whole prefix each step, and a float64 model, give transformers' tokens too."""
     hf, path = checkpoint
