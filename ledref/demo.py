@@ -149,10 +149,11 @@ def plot_where_it_looks(outputs, written, spans, facts=None, distractors=None, n
     top.set_ylabel("weight")
     top.set_title("the global token <s> (position 0) attending to the whole document: encoder, last layer",
                   fontsize=10)
-    image = bottom.imshow(cross, aspect="auto", interpolation="nearest", cmap="magma",
+    pooled, block = viz.pool_rows(cross.T, 1000, "max")  # at most 1000 columns, so that no peak is lost
+    image = bottom.imshow(pooled.T, aspect="auto", interpolation="nearest", cmap="magma",
                           extent=(-0.5, n - 0.5, len(written) - 0.5, -0.5))
     bottom.set_yticks(range(len(written)), [repr(w.strip() or w) for w in written], fontsize=7)
-    bottom.set_xlabel("document token position")
+    bottom.set_xlabel("document token position" + (f" (max of {block} per column)" if block > 1 else ""))
     bottom.set_ylabel("answer token being written")
     bottom.set_title("the decoder's cross-attention while writing each answer token (last layer)", fontsize=10)
     fig.colorbar(image, ax=bottom, shrink=0.8, label="attention weight")
