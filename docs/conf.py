@@ -62,9 +62,9 @@ add_module_names = False
 
 html_theme = "furo"
 html_title = f"ledref {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["ledref.css"]
 html_theme_options = {"source_edit_link": None, "navigation_with_keys": True}
-pygments_style = "sphinx"
 
 
 def literal_blocks(app, what, name, obj, options, lines):
