@@ -205,6 +205,28 @@ def global_attention(q_global, k_global, v_global, mask, slots):
     return probs @ v_global, probs
 
 
+def factored_global_attention(h, q_global, key_global, value_global, mask, slots):
+    """`global_attention` without projecting every token's key_global and value_global. With few global
+    slots the projections move to the other side of the products,
+    q . (h Wk^T + bk) = (q Wk) . h + q . bk   and   P (h Wv^T + bv) = (P h) Wv^T + bv   (P's rows sum to 1),
+    which costs 4 x H L D multiply-adds instead of 4 L D^2: the same rule, summed in another order.
+    h [B, L, D], q_global [B, H, x, d], key_global / value_global the layer's {weight, bias}
+    -> (out [B, H, x, d], probs [B, H, x, L])."""
+    xp = array_namespace(h)
+    positions, used, x = slots
+    b, heads, _, d = q_global.shape
+    dim = h.shape[-1]
+    wk = xp.reshape(key_global["weight"], (1, heads, d, dim))
+    folded = xp.reshape(q_global @ wk, (b, heads * x, dim))  # [B, H x, D]: each slot's query moved onto h
+    offset = q_global @ xp.reshape(key_global["bias"], (1, heads, d, 1))  # [B, H, x, 1]
+    scores = xp.reshape(folded @ xp.matrix_transpose(h), (b, heads, x, -1)) + offset  # [B, H, x, L]
+    allowed = used[:, None, :, None] & (mask != 0)[:, None, None, :]
+    probs = softmax(xp.where(allowed, scores, finfo_min(scores)))
+    mixed = xp.reshape(xp.reshape(probs, (b, heads * x, -1)) @ h, (b, heads, x, dim))  # [B, H, x, D]
+    wv = xp.reshape(value_global["weight"], (1, heads, d, dim))
+    return mixed @ xp.matrix_transpose(wv) + xp.reshape(value_global["bias"], (1, heads, 1, d)), probs
+
+
 def _with_global_rows(out, out_global, global_probs, mask):
     """Rows of global tokens take their slot's output; global_probs to transformers' [B, H, L, x]."""
     xp = array_namespace(out)
@@ -300,13 +322,17 @@ def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_glo
     if x:
         d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers
         q_global = split_heads(linear(take_positions(h, positions, 0), **query_global), n_heads) / math.sqrt(d)
-        k_global = split_heads(linear(h, **key_global), n_heads)
-        v_global = split_heads(linear(h, **value_global), n_heads)
         if record:
             record("q_global", q_global)  # [B, H, x, d]: the global slots' rows only
-            record("k_global", k_global)
-            record("v_global", v_global)
-        out_global, global_probs = global_attention(q_global, k_global, v_global, mask, slots)
+        if x * n_heads < h.shape[-1] and not record:  # few global slots: cheaper without k_global, v_global
+            out_global, global_probs = factored_global_attention(h, q_global, key_global, value_global, mask, slots)
+        else:
+            k_global = split_heads(linear(h, **key_global), n_heads)
+            v_global = split_heads(linear(h, **value_global), n_heads)
+            if record:
+                record("k_global", k_global)
+                record("v_global", v_global)
+            out_global, global_probs = global_attention(q_global, k_global, v_global, mask, slots)
         out, global_probs = _with_global_rows(out, out_global, global_probs, mask)
     return merge_heads(out), local_probs, global_probs
 

@@ -128,3 +128,30 @@ def test_window_longer_than_input(length, backend, implementation):
     dense = dense_self_attention(h, mask, slots, 100, 2, output_attentions=True, **weights)
     close(band[0], dense[0], "output")
     close(band[1], dense[1], "local_probs")
+
+
+@pytest.mark.parametrize("globals_per_row", [(1, 1), (2, 0), (3, 1)])
+def test_factored_global_attention_equals_projected_keys_and_values(globals_per_row, backend):
+    """The global rows computed with the projections folded onto the queries and the probabilities equal
+    the plain rule on projected k_global and v_global (float64), unused slots and pad keys included."""
+    from ledref.attention import factored_global_attention, global_attention, global_slots, split_heads
+    from ledref.functional import linear
+    rng = np.random.default_rng(sum(globals_per_row))
+    b, length, dim, heads = 2, 13, 12, 3
+    h = rng.normal(size=(b, length, dim))
+    mask = np.ones((b, length), dtype=np.int64)
+    mask[1, 10:] = 0
+    for row, count in enumerate(globals_per_row):
+        mask[row, rng.choice(9, size=count, replace=False)] = 2
+    key_global, value_global = ({"weight": rng.normal(size=(dim, dim)), "bias": rng.normal(size=dim)}
+                                for _ in range(2))
+    xb = lambda a: to_backend(a, backend)  # noqa: E731
+    slots = global_slots(xb(mask))
+    q_global = xb(rng.normal(size=(b, heads, slots[2], dim // heads)))
+    kg, vg = ({k: xb(v) for k, v in p.items()} for p in (key_global, value_global))
+    k = split_heads(linear(xb(h), **kg), heads)
+    v = split_heads(linear(xb(h), **vg), heads)
+    expected_out, expected_probs = global_attention(q_global, k, v, xb(mask), slots)
+    out, probs = factored_global_attention(xb(h), q_global, kg, vg, xb(mask), slots)
+    np.testing.assert_allclose(ledref.to_numpy(probs), ledref.to_numpy(expected_probs), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(ledref.to_numpy(out), ledref.to_numpy(expected_out), rtol=0, atol=1e-12)
