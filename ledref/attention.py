@@ -47,12 +47,12 @@ def merge_heads(x):
 
 
 def head_projection(x, n_heads, weight, bias):
-    """linear(x) split into heads, computed head by head so that each head's [S, d] block is contiguous
-    (the cached keys and values are read at every decoding step).   [B, S, D] -> [B, H, S, d]"""
+    """linear(x) split into heads, each head's [S, d] block contiguous (the cached keys and values are
+    read at every decoding step): one matrix product, then the heads stacked.   [B, S, D] -> [B, H, S, d]"""
     xp = array_namespace(x)
-    dim = weight.shape[0]
-    per_head = xp.reshape(weight, (n_heads, dim // n_heads, weight.shape[1]))  # [H, d, D]
-    return x[:, None, :, :] @ xp.matrix_transpose(per_head)[None, ...] + xp.reshape(bias, (1, n_heads, 1, -1))
+    y = linear(x, weight, bias)  # [B, S, D]
+    d = weight.shape[0] // n_heads
+    return xp.stack([y[..., i * d:(i + 1) * d] for i in range(n_heads)], axis=1)
 
 
 def global_slots(mask):
@@ -385,10 +385,12 @@ def decoder_attention(h, kv, n_heads, q_proj, k_proj, v_proj, out_proj, additive
     if kv is None:
         k, v = past
     else:
-        k = head_projection(kv, n_heads, **k_proj)  # [B, H, S, d]
-        v = head_projection(kv, n_heads, **v_proj)
-        if past is not None:
-            k, v = xp.concat([past[0], k], axis=2), xp.concat([past[1], v], axis=2)
+        if past is None:  # a new cache: heads contiguous
+            k = head_projection(kv, n_heads, **k_proj)  # [B, H, S, d]
+            v = head_projection(kv, n_heads, **v_proj)
+        else:  # appended to the cache, which the concatenation copies anyway
+            k = xp.concat([past[0], split_heads(linear(kv, **k_proj), n_heads)], axis=2)
+            v = xp.concat([past[1], split_heads(linear(kv, **v_proj), n_heads)], axis=2)
     scores = q @ xp.matrix_transpose(k)  # [B, H, T, S]
     if additive_mask is not None:
         scores = scores + additive_mask
