@@ -230,8 +230,11 @@ def factored_global_attention(h, q_global, key_global, value_global, mask, slots
 def _with_global_rows(out, out_global, global_probs, mask):
     """Rows of global tokens take their slot's output; global_probs to transformers' [B, H, L, x]."""
     xp = array_namespace(out)
-    spread = take_positions(out_global, slot_of_position(mask), 1)  # [B, H, L, d]
-    return xp.where((mask == 2)[:, None, :, None], spread, out), xp.matrix_transpose(global_probs)
+    # in token-major order [B, L, H, d], where a gathered row is H * d values long (a gather of d-long rows
+    # head by head is many times slower), and which merge_heads then reads as it is
+    spread = take_positions(xp.permute_dims(out_global, (0, 2, 1, 3)), slot_of_position(mask), 0)
+    merged = xp.where((mask == 2)[:, :, None, None], spread, xp.permute_dims(out, (0, 2, 1, 3)))
+    return xp.permute_dims(merged, (0, 2, 1, 3)), xp.matrix_transpose(global_probs)
 
 
 def _dense_rule(q, k, qg, kg, mask, w, any_global):
