@@ -3,6 +3,7 @@ that knows the backends by name and moves arrays between NumPy (where checkpoint
 
 import importlib
 import os
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -72,6 +73,25 @@ def row_chunk(xp):
     """Positions per chunk of position-wise work (feed-forward, layer norms): on the CPU its temporaries
     (rows x ffn dim) stay small and are reused instead of page-faulted anew; a GPU takes all at once."""
     return None if namespace_name(xp) == "cupy" else 512
+
+
+@contextmanager
+def small_pages(xp):
+    """Within the block, NumPy gives its large new arrays no transparent-hugepage advice (it does by
+    default). With the kernel's THP defrag set to `madvise`, as on many servers, a page fault under that
+    advice may compact memory first: measured here, fresh 25 MB arrays took 3 times longer to fault in and
+    the 16k-token encoder 10 % longer. Results do not change. LEDREF_HUGEPAGES=1 keeps NumPy's setting;
+    other backends are untouched."""
+    setter = getattr(getattr(np, "_core", None), "multiarray", None)
+    setter = getattr(setter, "_set_madvise_hugepage", None)
+    if namespace_name(xp) != "numpy" or setter is None or os.environ.get("LEDREF_HUGEPAGES") == "1":
+        yield
+        return
+    previous = setter(False)
+    try:
+        yield
+    finally:
+        setter(previous)
 
 
 def elementwise_chunk(xp):

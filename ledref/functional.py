@@ -54,8 +54,9 @@ def layer_norm(x, weight, bias, eps=1e-5):
 def softmax(x, axis=-1):
     """exp(x) / sum exp(x) along `axis`, the maximum subtracted first so that exp stays finite."""
     xp = array_namespace(x)
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
-    return e / xp.sum(e, axis=axis, keepdims=True)
+    e = exp_inplace(x - xp.max(x, axis=axis, keepdims=True))  # one new array, then worked on in place
+    e /= xp.sum(e, axis=axis, keepdims=True)
+    return e
 
 
 def exp_inplace(x):

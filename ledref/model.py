@@ -11,7 +11,8 @@ from array_api_compat import array_namespace, device
 
 from . import inputs
 from .attention import SELF_ATTENTION, decoder_attention, global_slots
-from .backend import elementwise_chunk, input_namespace, namespace, namespace_name, row_chunk, to_namespace
+from .backend import (elementwise_chunk, input_namespace, namespace, namespace_name, row_chunk, small_pages,
+                      to_namespace)
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
@@ -56,7 +57,7 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
     return out, probs, global_probs
 
 
-def encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
+def _encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
             output_hidden_states=False, progress=None, recorder=None, slots=None):
     """input_ids [B, L], mask [B, L] merged (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
 
@@ -124,7 +125,7 @@ def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past,
     return h, self_probs, cross_probs, (k, v, ck, cv)
 
 
-def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
+def _decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
             decoder_attention_mask=None, past_key_values=None, output_attentions=False,
             output_hidden_states=False, recorder=None):
     """decoder_input_ids [B, T] attending to encoder_hidden_states [B, L, D].
@@ -170,6 +171,19 @@ def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_at
     return (h, tuple(hidden) if output_hidden_states else None,
             tuple(self_attns) if output_attentions else None,
             tuple(cross_attns) if output_attentions else None, tuple(cache))
+
+
+def encoder(params, config, input_ids, *args, **kwargs):
+    with small_pages(array_namespace(input_ids)):
+        return _encoder(params, config, input_ids, *args, **kwargs)
+
+
+def decoder(params, config, decoder_input_ids, *args, **kwargs):
+    with small_pages(array_namespace(decoder_input_ids)):
+        return _decoder(params, config, decoder_input_ids, *args, **kwargs)
+
+
+encoder.__doc__, decoder.__doc__ = _encoder.__doc__, _decoder.__doc__
 
 
 def lm_head(h, params):

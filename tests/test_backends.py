@@ -106,3 +106,21 @@ def test_forward_pass_stays_on_the_inputs_device(implementation, tmp_path):
     reference = model(input_ids, attention_mask=am, global_attention_mask=gm, decoder_input_ids=decoder_input_ids)
     logits = lm_head(h, params).to_device(xp.Device("CPU_DEVICE"))
     np.testing.assert_allclose(ledref.to_numpy(logits), reference.logits, rtol=0, atol=1e-12)
+
+
+def test_small_pages_is_scoped_and_can_be_kept_off(monkeypatch):
+    """The hugepage advice is off only inside the block, and LEDREF_HUGEPAGES=1 leaves NumPy's own."""
+    import numpy as np
+    from array_api_compat import numpy as xp
+    from ledref.backend import small_pages
+    setter = np._core.multiarray._set_madvise_hugepage
+    before = setter(True)
+    try:
+        with small_pages(xp):
+            assert setter(False) is False  # off inside
+        assert setter(True) is True  # restored after
+        monkeypatch.setenv("LEDREF_HUGEPAGES", "1")
+        with small_pages(xp):
+            assert setter(True) is True
+    finally:
+        setter(before)
