@@ -1,7 +1,6 @@
 """The teaching notebooks of notebooks/ (MyST markdown, read by jupytext) execute from the first cell to the
 last in a fresh kernel, offline, without an error."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -22,9 +21,6 @@ def test_notebook_executes(path):
     notebook = jupytext.read(path)
     client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
     client.execute()  # raises CellExecutionError with the failing cell and its traceback
-    seconds = time.perf_counter() - start
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
-    assert seconds < 120, f"{path.name} took {seconds:.0f} s; the notebooks should run in well under a minute"
