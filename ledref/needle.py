@@ -1,17 +1,20 @@
-"""A synthetic long-document task for a tiny LED: find the codes of one colour and copy them in order.
+"""A synthetic long-document task for a tiny LED: find the codes scattered through a long document and copy
+them in order.
 
 A document opens with a request naming one of four colours, for instance ``find the blue codes.``, followed by
 one to four thousand tokens of filler sentences drawn from a small word list. Scattered far apart through the
-filler are facts of the form ``the second blue code is 4170.``: three to five codes of the requested colour,
-numbered first, second, ... in the order they appear, and two to four distractor codes of the other colours,
-numbered the same way within their own colour. The answer is the requested colour's codes, copied in document
-order and joined by commas: ``3385,4170,0926``.
+filler are three to five facts of the form ``the second blue code is 47.``, numbered first, second, ... in the
+order they appear. The answer names the requested colour and lists the codes in document order:
+``blue 83 47 09``.
 
-Every code is four digits, and the tokenizer trained for the task (scripts/train_tiny_needle.py) keeps digits as
-single tokens, so an answer is a copy, token for token, of pieces of the document. Which pieces depends on the
-first words of the document, thousands of tokens away from the facts: with its first token global, LED's encoder
-can carry the request to every fact; without global attention, only the decoder's cross-attention can bring the
-two together.
+Every code is two digits (00 to 99, distinct within a document), which the tokenizer trained for the task
+(scripts/train_tiny_needle.py) makes one token (with the space before it), so an answer is a copy of pieces of
+the document, thousands of tokens apart: the colour word of the request, then one token per code. A local
+window of 32 tokens sees at most one of them.
+
+A harder variant adds codes of other colours (`n_distractors`, default none, `N_DISTRACTORS_RANGE`), which the
+answer must leave out: the request decides which codes count. The embedded model ledref/tiny-needle is trained
+on the default task, without them.
 
 Documents are deterministic functions of their seed. Training uses seeds from `TRAIN_SEED_START` (1,000,000)
 upward; evaluation uses the held-out seeds 0, 1, 2, ... (`held_out_seeds`), which training never touches.
@@ -46,10 +49,10 @@ N_WORDS_RANGE = (900, 3400)
 N_FACTS_RANGE = (3, 5)
 """Default range (inclusive) of the number of codes of the requested colour (the answer's length)."""
 
-N_DISTRACTORS_RANGE = (2, 4)
-"""Default range (inclusive) of the number of codes of other colours."""
+N_DISTRACTORS_RANGE = (0, 0)
+"""Default range (inclusive) of the number of codes of other colours: none (the harder variant takes more)."""
 
-CODE_DIGITS = 4
+CODE_DIGITS = 2
 """Digits of a code."""
 
 
@@ -57,10 +60,11 @@ CODE_DIGITS = 4
 class Document:
     """One example of the task.
 
-    text: the source document. answer: the exact target string (the requested codes joined by commas).
-    facts: the (start, end) character spans in `text` of the codes the answer copies, in answer order, so that
-    ``",".join(text[s:e] for s, e in facts) == answer``. kind: the requested colour. distractors: the spans of
-    the codes of other colours, in document order.
+    text: the source document. answer: the exact target string, the requested colour and its codes, separated by
+    spaces (``blue 83 47 09``). facts: the (start, end) character spans in `text` of the pieces the answer
+    copies, in answer order: first the colour word of the request, then each code, so that
+    ``answer == " ".join(text[s:e] for s, e in facts)``. kind: the requested colour.
+    distractors: the spans of the codes of other colours, in document order.
     """
 
     text: str
@@ -82,7 +86,8 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
     n_facts: number of codes of the requested colour, 1 to 5 (default: drawn from `N_FACTS_RANGE`).
     n_distractors: number of codes of other colours (default: drawn from `N_DISTRACTORS_RANGE`); at most five
     of any colour. Facts are spread evenly: the filler is cut into one stretch per fact and each fact goes to a
-    random sentence boundary in its stretch. Codes are distinct within a document.
+    random sentence boundary inside its stretch, so that with at least three sentences per stretch facts stand
+    three or more sentences apart. Codes are distinct within a document.
     """
     rng = random.Random(seed)
     if n_words is None:
@@ -112,15 +117,20 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
         sentence = _sentence(rng)
         sentences.append(sentence)
         words += sentence.count(" ") + 1
-    # one stretch of sentences per fact; a fact goes after a random sentence of its stretch
+    # one stretch of sentences per fact; a fact goes after a random sentence of its stretch, not the first or
+    # the last one when the stretch has three or more (so that facts stand at least three sentences apart)
     m = len(kinds)
     bounds = [round(i * len(sentences) / m) for i in range(m + 1)]
-    slots = [rng.randrange(bounds[i], bounds[i + 1]) if bounds[i + 1] > bounds[i] else bounds[i] for i in range(m)]
+    slots = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        if hi - lo >= 3:
+            lo, hi = lo + 1, hi - 1
+        slots.append(rng.randrange(lo, hi) if hi > lo else lo)
 
     codes = set()
     pieces = [f"find the {kind} codes."]
     counts = dict.fromkeys(KINDS, 0)
-    facts, distractors = [], []
+    facts, distractors = [(len("find the "), len("find the ") + len(kind))], []
     length = len(pieces[0])
     position = 0
     for i, k in enumerate(kinds):
@@ -141,7 +151,7 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
         (facts if k == kind else distractors).append((start, start + CODE_DIGITS))
     pieces.extend(sentences[position:])
     text = " ".join(pieces)
-    answer = ",".join(text[s:e] for s, e in facts)
+    answer = " ".join(text[s:e] for s, e in facts)
     return Document(text=text, answer=answer, facts=facts, kind=kind, distractors=distractors)
 
 

@@ -46,7 +46,7 @@ def test_fact_tokens_are_the_codes():
     spans = token_spans(tokenizer, doc.text)
     assert len(spans) == len(ids)
     pieces = "".join(tokenizer.decode([ids[i]]) for i in tokens_in(spans, doc.facts))
-    assert pieces.replace(" ", "") == doc.answer.replace(",", "")
+    assert pieces.replace(" ", "") == doc.answer.replace(" ", "")
 
 
 def test_demo_runs_offline_and_is_right(tmp_path):
@@ -64,8 +64,8 @@ def test_demo_runs_offline_and_is_right(tmp_path):
 def test_demo_attention_concentrates_on_the_copied_facts(seed, tmp_path):
     result = ledref.demo.run(seed=seed, out=tmp_path, say=lambda line: None)
     assert result.correct
-    # the decoder, writing digits, looks at the few tokens of the codes far more than at the rest
-    assert result.fact_attention > 0.5 and result.fact_attention > 20 * result.fact_share
+    # the decoder, writing the codes, looks at the few tokens of the facts far more than at the rest
+    assert result.fact_attention > 50 * result.fact_share
 
 
 def test_demo_reads_a_text_file_and_refuses_a_too_long_one(tmp_path):
