@@ -27,9 +27,9 @@ import math
 
 from array_api_compat import array_namespace, device
 
-from .backend import attention_chunk, parallel_map
+from .backend import attention_chunk, namespace_name, parallel_map
 from .band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals
-from .functional import exp_inplace, finfo_min, linear, softmax
+from .functional import exp_inplace, finfo_min, linear, matmul_into, softmax
 
 
 def split_heads(x, n_heads):
@@ -92,19 +92,31 @@ def slot_of_position(mask):
     return xp.clip(count - 1, 0, None)
 
 
-def _projections(h, n_heads, query, key, value):
-    d = h.shape[-1] // n_heads
-    q = split_heads(linear(h, **query), n_heads) / math.sqrt(d)  # [B, H, L, d]
-    k = split_heads(linear(h, **key), n_heads)
-    v = split_heads(linear(h, **value), n_heads)
-    return q, k, v
+def _projections(h, n_heads, query, key, value, workspace=None):
+    """q (divided by sqrt(d)), k, v [B, H, L, d]: one matrix product for the three, whose heads are views
+    into its [B, L, 3D] result (a `workspace` buffer when one is given). When sqrt(d) is a power of two
+    (d = 64: 8) the division is folded into query's weight and bias beforehand: scaling by a power of two
+    is exact, so the numbers are the same."""
+    xp = array_namespace(h)
+    dim = h.shape[-1]
+    root = math.sqrt(dim // n_heads)
+    folded = math.frexp(root)[0] == 0.5
+    scale = 1.0 / root if folded else 1.0
+    weight = xp.concat([query["weight"] * scale, key["weight"], value["weight"]], axis=0)  # [3D, D]
+    into = workspace.array("qkv", xp, (*h.shape[:-1], 3 * dim), h.dtype, device(h)) if workspace else None
+    qkv = matmul_into(h, xp.matrix_transpose(weight), into)  # [B, L, 3D]
+    qkv += xp.concat([query["bias"] * scale, key["bias"], value["bias"]], axis=0)
+    q, k, v = (split_heads(qkv[..., i * dim:(i + 1) * dim], n_heads) for i in range(3))
+    return (q if folded else q / root), k, v
 
 
 # ------------------------------------------------------------------------------------------ kernels
 
-def band_attention(q, k, v, mask, slots, w, output_attentions=False):
+def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None):
     """Local queries over their window and the global keys.   q, k, v [B, H, L, d] ->
-    (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None)."""
+    (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None).
+    With a `workspace` (backend.Workspace), the output, the score buffers and the masks are the ones the
+    previous layer used."""
     xp = array_namespace(q)
     positions, used, x = slots
     b, heads, length, d = q.shape
@@ -116,16 +128,24 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
     starts = range(0, length, rows)
 
     def chunk_mask(row, s):
-        """Additive mask [1, rows, keys] of the chunk starting at s: inside each query's window, and band
-        keys only (global keys come as columns, pad keys not at all)."""
+        """Additive mask [1, rows, keys] of the chunk starting at s: 0 inside each query's window on band
+        keys (global keys come as columns, pad keys not at all), finfo.min elsewhere."""
         e, lo, hi = min(s + rows, length), max(s - w, 0), min(s + rows + w, length)
-        allowed = in_window[:e - s, lo - (s - w):hi - (s - w)] & (mask[row, None, lo:hi] == 1)
-        return xp.where(allowed, zero, neg)[None, ...]
+        blocked = ~(in_window[:e - s, lo - (s - w):hi - (s - w)] & (mask[row, None, lo:hi] == 1))
+        return (xp.astype(blocked, q.dtype) * neg)[None, ...]  # a product, not `where`: several times faster
 
-    masks = [[chunk_mask(row, s) for s in starts] for row in range(b)]  # shared by the heads
+    def all_masks():  # shared by the heads, and by the layers of the same window
+        return [[chunk_mask(row, s) for s in starts] for row in range(b)]
+
+    masks = workspace.value(("band masks", w, rows), all_masks) if workspace else all_masks()
     k_at_globals = _at_positions(k, positions) if x else None  # [B, H, x, d]
     v_at_globals = _at_positions(v, positions) if x else None
-    out = xp.zeros((b, heads, length, d), dtype=q.dtype, device=device(q))
+    norms = _norms_for_bounds(q, k, k_at_globals)
+    # token-major [B, L, H, d] underneath, as merge_heads reads it (which then needs no copy); every
+    # element is written below
+    out = (workspace.array("attention output", xp, (b, length, heads, d), q.dtype, device(q)) if workspace
+           else xp.empty((b, length, heads, d), dtype=q.dtype, device=device(q)))
+    out = xp.permute_dims(out, (0, 2, 1, 3))
 
     def heads_of_row(task):
         """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities."""
@@ -133,26 +153,39 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
         if x:
             kg, vg = k_at_globals[row, h0:h1, ...], v_at_globals[row, h0:h1, ...]  # [h, x, d]
             global_mask = xp.where(used[row, None, None, :], zero, neg)  # [1, 1, x]
+        size = ((h1 - h0) * rows * (rows + 2 * w),)  # the scores of a chunk
+        scratch = (workspace.array(("scores", task), xp, size, q.dtype, device(q)) if workspace
+                   else xp.empty(size, dtype=q.dtype, device=device(q)))
         chunks = []
         for s, additive in zip(starts, masks[row]):
             e = min(s + rows, length)
             lo, hi = max(s - w, 0), min(e + w, length)  # the keys of the chunk's windows
-            scores = q[row, h0:h1, s:e, :] @ xp.matrix_transpose(k[row, h0:h1, lo:hi, :])  # [h, rows, keys]
+            scores = xp.reshape(scratch[:(h1 - h0) * (e - s) * (hi - lo)], (h1 - h0, e - s, hi - lo))
+            scores = matmul_into(q[row, h0:h1, s:e, :], xp.matrix_transpose(k[row, h0:h1, lo:hi, :]), scores)
             scores += additive
-            top = xp.max(scores, axis=-1, keepdims=True)
             if x:
                 global_scores = q[row, h0:h1, s:e, :] @ xp.matrix_transpose(kg)  # [h, rows, x]
                 global_scores += global_mask
-                top = xp.maximum(top, xp.max(global_scores, axis=-1, keepdims=True))
-            scores -= top
+            shift = norms is None or _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi)
+            if shift:  # the softmax's usual guard: the row maximum subtracted first
+                top = xp.max(scores, axis=-1, keepdims=True)
+                if x:
+                    top = xp.maximum(top, xp.max(global_scores, axis=-1, keepdims=True))
+                scores -= top
+                if x:
+                    global_scores -= top
             weights = exp_inplace(scores)
             total = xp.sum(weights, axis=-1, keepdims=True)
-            mixed = weights @ v[row, h0:h1, lo:hi, :]  # [h, rows, d]
+            mixed = matmul_into(weights, v[row, h0:h1, lo:hi, :], out[row, h0:h1, s:e, :])  # [h, rows, d]
             if x:
-                global_weights = xp.exp(global_scores - top)
-                total = total + xp.sum(global_weights, axis=-1, keepdims=True)
-                mixed = mixed + global_weights @ vg
-            out[row, h0:h1, s:e, :] = mixed / total
+                global_weights = exp_inplace(global_scores)
+                total += xp.sum(global_weights, axis=-1, keepdims=True)
+                mixed += global_weights @ vg
+            if not shift:  # a pad row whose keys are all pad sums to 0 (its output is zeroed below); any
+                # other row sums to at least exp(-UNSHIFTED_BOUND), far above the smallest normal number
+                total = xp.maximum(total, xp.full_like(total, xp.finfo(total.dtype).smallest_normal))
+            mixed /= total
+            out[row, h0:h1, s:e, :] = mixed  # on NumPy `mixed` is already there
             if output_attentions:  # pad the chunk's key axis to s-w..e+w, then cut the diagonals
                 left = xp.zeros((h1 - h0, e - s, lo - (s - w)), dtype=q.dtype, device=device(q))
                 right = xp.zeros((h1 - h0, e - s, (e + w) - hi), dtype=q.dtype, device=device(q))
@@ -168,6 +201,33 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False):
     groups = len(tasks) // b
     probs = xp.stack([xp.concat(bands[row * groups:(row + 1) * groups], axis=0) for row in range(b)])
     return out, xp.where(((mask == 0) | (mask == 2))[:, None, :, None], xp.zeros_like(probs), probs)
+
+
+# Scores bounded by this in absolute value may go to exp without the row maximum subtracted: exp(+-30) and
+# a row's sum of a few thousand such terms lie far inside float32's range, where exp's relative rounding
+# does not depend on the magnitude. Such a softmax is the same function, one pass cheaper twice over.
+UNSHIFTED_BOUND = 30.0
+
+
+def _norms_for_bounds(q, k, k_at_globals):
+    """On NumPy, where reading a number back is free: the lengths of the queries and keys [B, H, L] (and of
+    the global keys [B, H, x]), from which |q.k| <= |q| |k| bounds a chunk's scores. None elsewhere: on a
+    GPU the kernel reads nothing back, and the usual shifted softmax is used throughout."""
+    xp = array_namespace(q)
+    if namespace_name(xp) != "numpy":
+        return None
+    lengths = [xp.sqrt(xp.vecdot(a, a)) for a in (q, k)]
+    return (*lengths, xp.sqrt(xp.vecdot(k_at_globals, k_at_globals)) if k_at_globals is not None else None)
+
+
+def _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi):
+    """Whether queries s..e of heads h0..h1 against keys lo..hi and the global keys might score beyond
+    UNSHIFTED_BOUND (the product of the longest query and the longest key)."""
+    q_len, k_len, global_len = norms
+    longest_key = float(k_len[row, h0:h1, lo:hi].max())
+    if global_len is not None:
+        longest_key = max(longest_key, float(global_len[row, h0:h1, :].max()))
+    return float(q_len[row, h0:h1, s:e].max()) * longest_key > UNSHIFTED_BOUND
 
 
 def band_matrix_attention(q, k, v, mask, slots, w, output_attentions=False):
@@ -227,14 +287,22 @@ def factored_global_attention(h, q_global, key_global, value_global, mask, slots
     return mixed @ xp.matrix_transpose(wv) + xp.reshape(value_global["bias"], (1, heads, 1, d)), probs
 
 
-def _with_global_rows(out, out_global, global_probs, mask):
-    """Rows of global tokens take their slot's output; global_probs to transformers' [B, H, L, x]."""
+def _with_global_rows(out, out_global, global_probs, mask, slots, workspace=None):
+    """Rows of global tokens take their slot's output, written over `out` [B, H, L, d] (the caller's own
+    array); global_probs to transformers' [B, H, L, x]. Without a scatter (the standard has none): the
+    global rows are zeroed, then each slot's output is added at its position as a product with the
+    one-hot [L, x] matrix of the positions. Both steps are exact: other rows gain 0, global rows 0 + out."""
     xp = array_namespace(out)
-    # in token-major order [B, L, H, d], where a gathered row is H * d values long (a gather of d-long rows
-    # head by head is many times slower), and which merge_heads then reads as it is
-    spread = take_positions(xp.permute_dims(out_global, (0, 2, 1, 3)), slot_of_position(mask), 0)
-    merged = xp.where((mask == 2)[:, :, None, None], spread, xp.permute_dims(out, (0, 2, 1, 3)))
-    return xp.permute_dims(merged, (0, 2, 1, 3)), xp.matrix_transpose(global_probs)
+    positions, used, x = slots
+    b, heads, length, d = out.shape
+    at = xp.arange(length, device=device(out))[None, :, None] == positions[:, None, :]  # [B, L, x]
+    onehot = xp.astype(at & used[:, None, :], out.dtype)
+    out *= xp.astype(mask != 2, out.dtype)[:, None, :, None]
+    into = workspace.array("global rows", xp, (b, length, heads * d), out.dtype, device(out)) if workspace else None
+    global_rows = matmul_into(onehot, xp.reshape(xp.permute_dims(out_global, (0, 2, 1, 3)), (b, x, heads * d)),
+                              into)  # [B, L, D]
+    out += xp.permute_dims(xp.reshape(global_rows, (b, length, heads, d)), (0, 2, 1, 3))
+    return out, xp.matrix_transpose(global_probs)
 
 
 def _dense_rule(q, k, qg, kg, mask, w, any_global):
@@ -294,7 +362,7 @@ def longformer_attention(q, k, v, q_global, k_global, v_global, mask, one_sided_
         return out, local_probs, None
     out_global, global_probs = global_attention(take_positions(q_global, slots[0], 1), k_global, v_global, mask,
                                                 slots)
-    out, global_probs = _with_global_rows(out, out_global, global_probs, mask)
+    out, global_probs = _with_global_rows(out, out_global, global_probs, mask, slots)
     return out, local_probs, global_probs
 
 
@@ -313,14 +381,17 @@ def _record_scores(record, q, k, v, mask, w):
 
 
 def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                        value_global, output_attentions=False, kernel=band_attention, record=None):
+                        value_global, output_attentions=False, kernel=band_attention, record=None, workspace=None):
     """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs).
-    `record(name, array)`, if given, receives the intermediates (see ledref.recorder)."""
+    `record(name, array)`, if given, receives the intermediates (see ledref.recorder). `workspace`
+    (backend.Workspace), if given, lends the buffers of the projections and of `band_attention`: the
+    output is then overwritten by the next layer that uses the same workspace."""
     positions, used, x = slots
-    q, k, v = _projections(h, n_heads, query, key, value)
+    q, k, v = _projections(h, n_heads, query, key, value, workspace)
     if record:
         _record_scores(record, q, k, v, mask, w)
-    out, local_probs = kernel(q, k, v, mask, slots, w, output_attentions)
+    out, local_probs = kernel(q, k, v, mask, slots, w, output_attentions,
+                              **({"workspace": workspace} if workspace else {}))
     global_probs = None
     if x:
         d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers
@@ -336,7 +407,7 @@ def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_glo
                 record("k_global", k_global)
                 record("v_global", v_global)
             out_global, global_probs = global_attention(q_global, k_global, v_global, mask, slots)
-        out, global_probs = _with_global_rows(out, out_global, global_probs, mask)
+        out, global_probs = _with_global_rows(out, out_global, global_probs, mask, slots, workspace)
     return merge_heads(out), local_probs, global_probs
 
 

@@ -94,6 +94,30 @@ def small_pages(xp):
         setter(previous)
 
 
+class Workspace:
+    """Arrays, and values derived from the inputs, that the layers of one forward pass share: each layer
+    reuses the previous layer's buffers instead of allocating its own. On the CPU every fresh large array
+    is paid for in page faults (about 1.3 s per GB on a small machine); on a GPU it saves the pool's work.
+    Only for arrays no caller keeps: the model makes one when nothing is recorded or returned per layer."""
+
+    def __init__(self):
+        self._arrays, self._values = {}, {}
+
+    def array(self, name, xp, shape, dtype, device):
+        """An uninitialised array of this shape and dtype: the one handed out under `name` before when
+        it matches (its contents are then whatever the previous user left), else a new one."""
+        a = self._arrays.get(name)
+        if a is None or tuple(a.shape) != tuple(shape) or a.dtype != dtype:
+            a = self._arrays[name] = xp.empty(shape, dtype=dtype, device=device)
+        return a
+
+    def value(self, key, make):
+        """make(), computed the first time `key` is asked for and remembered for the rest of the pass."""
+        if key not in self._values:
+            self._values[key] = make()
+        return self._values[key]
+
+
 def elementwise_chunk(xp):
     """Positions per block of elementwise work on a row chunk (the feed-forward activation): a block of
     rows x ffn dim that fits in a core's cache on the CPU; a GPU takes the chunk at once."""

@@ -16,20 +16,30 @@ def linear(x, weight, bias=None):
     """x @ weight.T + bias. weight is (out, in) as in the checkpoint."""
     xp = array_namespace(x)
     y = x @ xp.matrix_transpose(weight)  # [..., in] -> [..., out]
-    return y if bias is None else y + bias
+    if bias is not None:
+        y += bias  # y is new: the bias is added in place
+    return y
 
 
-def by_rows(fn, *arrays, rows=None):
+def by_rows(fn, *arrays, rows=None, out=None):
     """fn applied to chunks of `rows` positions (axis 1 of [B, L, ...] arrays, in parallel where the
     backend gains from it), results joined along that axis: keeps the temporaries of position-wise work
-    (layer norms, feed-forward) small."""
+    (layer norms, feed-forward) small. With `out`, the results are written there (and `out` returned)."""
     xp = array_namespace(arrays[0])
     length = arrays[0].shape[1]
     if rows is None or rows >= length:
-        return fn(*arrays)
-    parts = parallel_map(xp, lambda s: fn(*(a[:, s:min(s + rows, length), ...] for a in arrays)),
-                         range(0, length, rows))
-    return xp.concat(parts, axis=1)
+        if out is None:
+            return fn(*arrays)
+        rows = length
+
+    def chunk(s):
+        part = fn(*(a[:, s:min(s + rows, length), ...] for a in arrays))
+        if out is not None:
+            out[:, s:min(s + rows, length), ...] = part
+        return part
+
+    parts = parallel_map(xp, chunk, range(0, length, rows))
+    return out if out is not None else xp.concat(parts, axis=1)
 
 
 def in_blocks(fn, x, rows=None):
@@ -46,9 +56,11 @@ def in_blocks(fn, x, rows=None):
 def layer_norm(x, weight, bias, eps=1e-5):
     """LayerNorm over the last axis (biased variance, as torch)."""
     xp = array_namespace(x)
-    mean = xp.mean(x, axis=-1, keepdims=True)
-    var = xp.var(x, axis=-1, keepdims=True)
-    return (x - mean) / xp.sqrt(var + eps) * weight + bias
+    centred = x - xp.mean(x, axis=-1, keepdims=True)  # the one new array: the rest works on it in place
+    centred /= xp.sqrt(xp.mean(centred * centred, axis=-1, keepdims=True) + eps)
+    centred *= weight
+    centred += bias
+    return centred
 
 
 def softmax(x, axis=-1):
@@ -66,6 +78,15 @@ def exp_inplace(x):
     if namespace_name(xp) == "numpy":
         return np.exp(x, out=x)
     return xp.exp(x)
+
+
+def matmul_into(a, b, out):
+    """a @ b, computed into `out` where the backend can (NumPy's `out=`, which the Array API standard does
+    not have): the same numbers without a fresh array, and `out` stays in cache when reused. Elsewhere
+    the standard `a @ b`, a new array. Use the returned array."""
+    if namespace_name(array_namespace(a)) == "numpy":
+        return np.matmul(a, b, out=out)
+    return a @ b
 
 
 def log_softmax(x, axis=-1):
@@ -98,23 +119,34 @@ ERFC_CHEBYSHEV = (
 ERFC_POWERS_FLOAT32 = tuple(float(c) for c in chebyshev.cheb2poly(ERFC_CHEBYSHEV[:10])[::-1])
 
 
-def erfc(x):
-    """Complementary error function (the Array API standard has none), to the precision of x's dtype."""
-    xp = array_namespace(x)
-    z = xp.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
+def _erfc_of_nonnegative(z):
+    """erfc(z) for z >= 0: t * exp(-z**2 + P(t)), t = 1 / (1 + z/2), P a series in u = 2t - 1."""
+    xp = array_namespace(z)
+    t = 0.5 * z
+    t += 1.0
+    t = 1.0 / t
     u = 2.0 * t - 1.0
-    if x.dtype == xp.float64:
+    if z.dtype == xp.float64:
         b1, b2 = xp.zeros_like(u), xp.zeros_like(u)  # Clenshaw recurrence for sum c_k T_k(u)
         for c in ERFC_CHEBYSHEV[:0:-1]:
             b1, b2 = 2.0 * u * b1 - b2 + c, b1
         p = u * b1 - b2 + ERFC_CHEBYSHEV[0]
     else:
-        p = xp.full_like(u, ERFC_POWERS_FLOAT32[0])
-        for c in ERFC_POWERS_FLOAT32[1:]:
+        p = ERFC_POWERS_FLOAT32[0] * u
+        p += ERFC_POWERS_FLOAT32[1]
+        for c in ERFC_POWERS_FLOAT32[2:]:
             p *= u
             p += c
-    r = t * xp.exp(p - z * z)
+    p -= z * z
+    p = exp_inplace(p)
+    p *= t
+    return p
+
+
+def erfc(x):
+    """Complementary error function (the Array API standard has none), to the precision of x's dtype."""
+    xp = array_namespace(x)
+    r = _erfc_of_nonnegative(xp.abs(x))
     return xp.where(x < 0, 2.0 - r, r)
 
 
@@ -124,8 +156,15 @@ def _sigmoid(x):
 
 
 def gelu(x):
-    """Exact GELU, x * Phi(x), written with erfc so that large negative x keep their relative precision."""
-    return 0.5 * x * erfc(-x / math.sqrt(2.0))
+    """Exact GELU, x * Phi(x) = x * erfc(-x / sqrt 2) / 2, written as relu(x) - |x| erfc(|x| / sqrt 2) / 2:
+    the same function (for x >= 0, erfc(-y) = 2 - erfc(y)), with no branch to select per element, and
+    large negative x keep their relative precision (erfc's tail is never subtracted from 2)."""
+    xp = array_namespace(x)
+    a = xp.abs(x)
+    r = _erfc_of_nonnegative(a * (1.0 / math.sqrt(2.0)))
+    r *= a
+    r *= 0.5
+    return xp.clip(x, min=0.0) - r
 
 
 def gelu_tanh(x):
@@ -142,8 +181,7 @@ def gelu_fast(x):
 
 def relu(x):
     """max(x, 0)."""
-    xp = array_namespace(x)
-    return xp.where(x > 0, x, xp.zeros_like(x))
+    return array_namespace(x).clip(x, min=0.0)
 
 
 def mish(x):

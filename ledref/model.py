@@ -11,7 +11,7 @@ from array_api_compat import array_namespace, device
 
 from . import inputs
 from .attention import SELF_ATTENTION, decoder_attention, global_slots
-from .backend import (elementwise_chunk, input_namespace, namespace, namespace_name, row_chunk, small_pages,
+from .backend import (Workspace, elementwise_chunk, input_namespace, namespace, namespace_name, row_chunk, small_pages,
                       to_namespace)
 from .checkpoint import load_params
 from .config import LEDConfig
@@ -35,9 +35,14 @@ def _check_options(dtype, attn_implementation):
 # ---------------------------------------------------------------------------------------------- encoder
 
 def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attentions,
-                  self_attn, self_attn_layer_norm, fc1, fc2, final_layer_norm, record=None):
-    """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs"""
+                  self_attn, self_attn_layer_norm, fc1, fc2, final_layer_norm, record=None, workspace=None,
+                  out=None):
+    """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs
+    `workspace` (backend.Workspace; band attention only) lends the attention its buffers; `out`, if
+    given, receives the layer's output (it must not be h)."""
     extra = {"record": record} if record else {}
+    if workspace is not None:
+        extra["workspace"] = workspace
     a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads,
                                        output_attentions=output_attentions or bool(record),
                                        **self_attn["longformer_self_attn"], **extra)
@@ -47,7 +52,7 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
         inner = in_blocks(act, linear(h, **fc1), rows=elementwise_chunk(array_namespace(h)))
         return layer_norm(h + linear(inner, **fc2), **final_layer_norm)
 
-    out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)))
+    out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)), out=out)
     if record:
         record("local_probs", probs)
         if global_probs is not None:
@@ -85,16 +90,23 @@ def _encoder(params, config, input_ids, mask, attn_implementation="band", output
     slots = global_slots(mask) if slots is None else slots
     act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
     hidden, attentions, global_attentions = [], [], []
+    # buffers shared by the layers, when no layer's arrays are kept: two for the hidden states, used in turn
+    reuse = attn_implementation == "band" and not (recorder or output_hidden_states)
+    workspace = Workspace() if reuse else None
     for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
-        hidden.append(h)
+        if output_hidden_states:
+            hidden.append(h)
         record = recorder.scope(f"encoder.layers.{i}") if recorder else None
+        out = workspace.array(("hidden", i % 2), xp, h.shape, h.dtype, device(h)) if reuse else None
         h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
-                                               attention, output_attentions, **layer, record=record)
+                                               attention, output_attentions, **layer, record=record,
+                                               workspace=workspace, out=out)
         attentions.append(probs)
         global_attentions.append(global_probs)
         if progress is not None:
             progress()
-    hidden.append(h)
+    if output_hidden_states:
+        hidden.append(h)
     return LEDEncoderBaseModelOutput(
         last_hidden_state=h[:, :length, :],
         hidden_states=tuple(s[:, :length, :] for s in hidden) if output_hidden_states else None,

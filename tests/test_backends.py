@@ -62,7 +62,7 @@ def test_cupy_backend_without_cupy_or_gpu_is_a_clear_error(tmp_path):
         random_led(tmp_path, backend="cupy")
 
 
-def test_outputs_stay_on_the_backend_and_come_back_with_to_numpy(tmp_path):
+def test_outputs_stay_on_the_backend_and_come_back_with_to_numpy(tmp_path, same_operations_everywhere):
     xp = require("array_api_strict")
     model = random_led(tmp_path, backend="array_api_strict")
     out = model([[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])

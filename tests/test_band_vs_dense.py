@@ -130,6 +130,32 @@ def test_window_longer_than_input(length, backend, implementation):
     close(band[1], dense[1], "local_probs")
 
 
+@pytest.mark.parametrize("scale, large", [(0.05, False), (3.0, True)])
+@pytest.mark.parametrize("n_global", [0, 2])
+def test_softmax_with_and_without_the_max_subtracted(scale, large, n_global):
+    """NumPy's band kernel skips the row maximum where |q| |k| bounds every score within UNSHIFTED_BOUND.
+    Both sides of the bound equal the dense rule, including pad rows whose whole window is pad (whose
+    unshifted sum is 0) and rows that reach only global keys."""
+    from ledref.attention import UNSHIFTED_BOUND, _norms_for_bounds, _projections, _scores_may_be_large
+    rng = np.random.default_rng(n_global)
+    heads, dim, length, w = 2, 8, 40, 3
+    weights = {name: {"weight": rng.normal(size=(dim, dim)) * scale, "bias": rng.normal(size=dim) * scale}
+               for name in PROJECTIONS}
+    h = rng.normal(size=(2, length, dim))
+    mask = np.ones((2, length), dtype=np.int64)
+    mask[1, 20:] = 0  # pad rows 24.. see only pad keys
+    mask[:, rng.choice(20, size=n_global, replace=False)] = 2
+    slots = global_slots(mask)
+    q, k, _ = _projections(h, heads, weights["query"], weights["key"], weights["value"])
+    norms = _norms_for_bounds(q, k, None)
+    assert _scores_may_be_large(norms, 0, 0, heads, 0, length, 0, length) == large, UNSHIFTED_BOUND
+    band = SELF_ATTENTION["band"](h, mask, slots, w, heads, output_attentions=True, **weights)
+    dense = dense_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
+    assert not np.isnan(band[0]).any()
+    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense):
+        close(a, r, name)
+
+
 @pytest.mark.parametrize("globals_per_row", [(1, 1), (2, 0), (3, 1)])
 def test_factored_global_attention_equals_projected_keys_and_values(globals_per_row, backend):
     """The global rows computed with the projections folded onto the queries and the probabilities equal

@@ -35,6 +35,17 @@ def test_activation_against_transformers(name, backend):
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
 
+def test_gelu_float32_against_math(backend):
+    """float32 GELU against x * erfc(-x / sqrt 2) / 2 in float64 (math.erfc) at the float32 inputs: to
+    float32 rounding in the body, and relative precision kept in the negative tail."""
+    x = np.concatenate([np.linspace(-14, 14, 20001), [0.0, 1e-30, -1e-30, 40.0, -40.0]]).astype(np.float32)
+    expected = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x.astype(np.float64)])
+    got = ledref.to_numpy(ACTIVATIONS["gelu"](to_backend(x, backend))).astype(np.float64)
+    assert np.max(np.abs(got - expected) / np.maximum(np.abs(x), 1.0)) <= 2e-7
+    normal = np.abs(expected) > np.finfo(np.float32).tiny * 1e3
+    assert np.max(np.abs(got - expected)[normal] / np.abs(expected[normal])) <= 3e-5
+
+
 def test_layer_norm_against_torch(backend):
     torch = require("torch")
     rng = np.random.default_rng(0)

@@ -33,7 +33,7 @@ def test_lists_are_arrays_of_the_model_backend(model):
     np.testing.assert_array_equal(ledref.to_numpy(from_lists.logits), ledref.to_numpy(from_arrays.logits))
 
 
-def test_outputs_follow_the_inputs_backend(checkpoint):
+def test_outputs_follow_the_inputs_backend(checkpoint, same_operations_everywhere):
     """Weights loaded for NumPy follow inputs of another backend; the outputs are of that backend."""
     xp = require("array_api_strict")
     model = ledref.LEDForConditionalGeneration.from_pretrained(checkpoint)
