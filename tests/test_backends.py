@@ -124,3 +124,28 @@ def test_small_pages_is_scoped_and_can_be_kept_off(monkeypatch):
             assert setter(True) is True
     finally:
         setter(before)
+
+
+def test_workspace_hands_back_the_same_array_while_it_fits():
+    from ledref.backend import Workspace
+    xp = ledref.backend.namespace("numpy")
+    ws = Workspace()
+    a = ws.array("x", xp, (3, 4), xp.float32, "cpu")
+    assert ws.array("x", xp, (3, 4), xp.float32, "cpu") is a
+    assert ws.array("y", xp, (3, 4), xp.float32, "cpu") is not a
+    assert ws.array("x", xp, (3, 5), xp.float32, "cpu").shape == (3, 5)
+    assert ws.array("x", xp, (3, 5), xp.float64, "cpu").dtype == xp.float64
+    calls = []
+    assert ws.value("k", lambda: calls.append(1) or 7) == 7 and ws.value("k", lambda: calls.append(1) or 8) == 7
+    assert calls == [1]
+
+
+def test_encoder_with_shared_buffers_equals_encoder_without(tmp_path):
+    """The model shares buffers between layers only when nothing per layer is returned: the last hidden
+    state is the same with and without hidden states asked for (which turns the sharing off)."""
+    model = random_led(tmp_path, dtype="float32", attention_window=[4, 8, 4], encoder_layers=3)
+    ids = np.arange(3, 40).reshape(1, -1) % 50 + 3
+    shared = model.encoder(ids).last_hidden_state
+    separate = model.encoder(ids, output_hidden_states=True)
+    np.testing.assert_array_equal(shared, separate.last_hidden_state)
+    np.testing.assert_array_equal(separate.hidden_states[-1], separate.last_hidden_state)

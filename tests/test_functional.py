@@ -8,7 +8,7 @@ import pytest
 
 import ledref
 from conftest import require, to_backend
-from ledref.functional import ACTIVATIONS, by_rows, erfc, exp_inplace, in_blocks, layer_norm
+from ledref.functional import ACTIVATIONS, by_rows, erfc, exp_inplace, in_blocks, layer_norm, matmul_into
 
 
 @pytest.mark.parametrize("dtype, tol", [("float64", 5e-16), ("float32", 2e-7)])
@@ -74,3 +74,28 @@ def test_in_blocks_and_by_rows_equal_one_pass(rows, backend):
     got = ledref.to_numpy(by_rows(lambda a, b: gelu(a) * b, to_backend(x, backend), to_backend(x, backend),
                                   rows=rows))
     np.testing.assert_array_equal(got, whole * x)
+
+
+@pytest.mark.parametrize("into", ["contiguous", "strided", "none"])
+def test_matmul_into_equals_standard_matmul(into, backend):
+    """The product into a given array (NumPy's out=, also into a strided view) equals the standard a @ b."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2, 5, 7)), rng.standard_normal((2, 7, 4))
+    expected = a @ b  # NumPy's own product of fresh arrays: the standard version
+    xa, xb = to_backend(a, backend), to_backend(b, backend)
+    xp = ledref.backend.namespace(backend)
+    out = {"contiguous": xp.zeros((2, 5, 4), dtype=xa.dtype), "strided": xp.zeros((2, 5, 9), dtype=xa.dtype)[..., 2:6],
+           "none": None}[into]
+    got = matmul_into(xa, xb, out)
+    np.testing.assert_array_equal(ledref.to_numpy(got), expected)
+
+
+@pytest.mark.parametrize("rows", [None, 4, 7, 100])
+def test_by_rows_into_a_given_array(rows, backend):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 9, 3))
+    xp = ledref.backend.namespace(backend)
+    out = xp.zeros((2, 9, 3), dtype=to_backend(x, backend).dtype)
+    got = by_rows(lambda a: a * 2.0 + 1.0, to_backend(x, backend), rows=rows, out=out)
+    assert got is out
+    np.testing.assert_array_equal(ledref.to_numpy(out), x * 2.0 + 1.0)
