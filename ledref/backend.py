@@ -50,7 +50,7 @@ def attention_chunk(xp, w, heads):
     return min(256, max(16, w)), 1
 
 
-_pool = None
+_pool = _blas = None
 
 
 def parallel_map(xp, fn, items):
@@ -62,10 +62,12 @@ def parallel_map(xp, fn, items):
     cores = os.cpu_count() or 1
     if namespace_name(xp) != "numpy" or len(items) < 2 or cores < 2:
         return [fn(item) for item in items]
-    from threadpoolctl import threadpool_limits
+    global _blas
     if _pool is None:
+        from threadpoolctl import ThreadpoolController
         _pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="ledref")
-    with threadpool_limits(limits=1, user_api="blas"):
+        _blas = ThreadpoolController()  # finds the BLAS libraries once (threadpool_limits does it every call)
+    with _blas.limit(limits=1, user_api="blas"):
         return list(_pool.map(fn, items))
 
 
