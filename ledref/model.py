@@ -6,6 +6,7 @@ T decoder length, D model dim, H heads, d head dim, V vocabulary.
 """
 
 import math
+import threading
 
 from array_api_compat import array_namespace, device
 
@@ -16,7 +17,7 @@ from .backend import (Workspace, elementwise_chunk, input_namespace, namespace, 
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
-from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, linear, log_softmax
+from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, linear, log_softmax, matmul_into
 from .generation import GenerationConfig, generate
 from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
@@ -48,8 +49,15 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
                                        **self_attn["longformer_self_attn"], **extra)
 
     def position_wise(h, a):  # everything after attention works token by token: done in row chunks
+        xp = array_namespace(h)
         h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
-        inner = in_blocks(act, linear(h, **fc1), rows=elementwise_chunk(array_namespace(h)))
+        inner = None
+        if workspace is not None:  # the feed-forward's inner activations: one buffer per thread, reused
+            size = (h.shape[0], row_chunk(xp) or h.shape[1], fc1["weight"].shape[0])
+            inner = workspace.array(("ffn", threading.get_ident()), xp, size, h.dtype, device(h))[:, :h.shape[1], :]
+        inner = matmul_into(h, xp.matrix_transpose(fc1["weight"]), inner)
+        inner += fc1["bias"]
+        inner = in_blocks(act, inner, rows=elementwise_chunk(xp))
         return layer_norm(h + linear(inner, **fc2), **final_layer_norm)
 
     out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)), out=out)
