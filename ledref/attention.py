@@ -79,10 +79,13 @@ def take_positions(a, positions, axis):
 
 
 def _at_positions(a, positions):
-    """take_positions(a, positions, 1) for [B, H, L, d] arrays, gathered from the [B, L, H, d] view: the
-    memory order of split_heads' projections, which a gather along L would otherwise copy whole first."""
+    """take_positions(a, positions, 1) for [B, H, L, d] arrays that are views into a larger array (the
+    projections' [B, L, 3D]), as a product with the one-hot [x, L] matrix of the positions: it reads `a`
+    where it lies, while a gather copies a strided array whole first. Exact: one term 1 * a, the rest 0."""
     xp = array_namespace(a)
-    return xp.permute_dims(take_positions(xp.permute_dims(a, (0, 2, 1, 3)), positions, 0), (0, 2, 1, 3))
+    length = a.shape[2]
+    onehot = positions[:, :, None] == xp.arange(length, device=device(a))[None, None, :]  # [B, x, L]
+    return xp.astype(onehot, a.dtype)[:, None, :, :] @ a
 
 
 def slot_of_position(mask):

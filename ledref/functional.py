@@ -53,10 +53,16 @@ def in_blocks(fn, x, rows=None):
     return x
 
 
-def layer_norm(x, weight, bias, eps=1e-5):
-    """LayerNorm over the last axis (biased variance, as torch)."""
+def layer_norm(x, weight, bias, eps=1e-5, overwrite=False):
+    """LayerNorm over the last axis (biased variance, as torch). `overwrite=True`: written over x (which
+    the caller owns) instead of into a new array."""
     xp = array_namespace(x)
-    centred = x - xp.mean(x, axis=-1, keepdims=True)  # the one new array: the rest works on it in place
+    mean = xp.mean(x, axis=-1, keepdims=True)
+    if overwrite:
+        x -= mean
+        centred = x
+    else:
+        centred = x - mean  # the one new array: the rest works on it in place
     centred /= xp.sqrt(xp.mean(centred * centred, axis=-1, keepdims=True) + eps)
     centred *= weight
     centred += bias

@@ -50,15 +50,25 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
 
     def position_wise(h, a):  # everything after attention works token by token: done in row chunks
         xp = array_namespace(h)
-        h = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
-        inner = None
-        if workspace is not None:  # the feed-forward's inner activations: one buffer per thread, reused
-            size = (h.shape[0], row_chunk(xp) or h.shape[1], fc1["weight"].shape[0])
-            inner = workspace.array(("ffn", threading.get_ident()), xp, size, h.dtype, device(h))[:, :h.shape[1], :]
-        inner = matmul_into(h, xp.matrix_transpose(fc1["weight"]), inner)
-        inner += fc1["bias"]
-        inner = in_blocks(act, inner, rows=elementwise_chunk(xp))
-        return layer_norm(h + linear(inner, **fc2), **final_layer_norm)
+
+        def buffer(name, width):  # with a workspace: this thread's buffer, reused chunk after chunk
+            if workspace is None:
+                return None
+            size = (h.shape[0], row_chunk(xp) or h.shape[1], width)
+            return workspace.array((name, threading.get_ident()), xp, size, h.dtype, device(h))[:, :h.shape[1], :]
+
+        def dense(x, weight, bias, name):  # linear(x, weight, bias) into the buffer `name`
+            y = matmul_into(x, xp.matrix_transpose(weight), buffer(name, weight.shape[0]))
+            y += bias
+            return y
+
+        attended = dense(a, **self_attn["output"], name="attention")
+        attended += h
+        attended = layer_norm(attended, **self_attn_layer_norm, overwrite=True)
+        inner = in_blocks(act, dense(attended, **fc1, name="ffn"), rows=elementwise_chunk(xp))
+        out = dense(inner, **fc2, name="output")
+        out += attended
+        return layer_norm(out, **final_layer_norm, overwrite=True)
 
     out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)), out=out)
     if record:

@@ -54,6 +54,10 @@ def test_layer_norm_against_torch(backend):
                                               torch.from_numpy(b), eps=1e-5).numpy()
     got = ledref.to_numpy(layer_norm(*(to_backend(a, backend) for a in (x, w, b))))
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    own = to_backend(x.copy(), backend)  # written over its input on request
+    got = layer_norm(own, *(to_backend(a, backend) for a in (w, b)), overwrite=True)
+    np.testing.assert_allclose(ledref.to_numpy(got), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(ledref.to_numpy(own), ledref.to_numpy(got))
 
 
 def test_exp_inplace_equals_standard_exp(backend):
