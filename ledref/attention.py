@@ -88,13 +88,6 @@ def _at_positions(a, positions):
     return xp.astype(onehot, a.dtype)[:, None, :, :] @ a
 
 
-def slot_of_position(mask):
-    """For every position, the global slot it occupies (meaningful where mask == 2).   [B, L] -> [B, L]"""
-    xp = array_namespace(mask)
-    count = xp.cumulative_sum(xp.astype(mask == 2, xp.int64), axis=1)
-    return xp.clip(count - 1, 0, None)
-
-
 def _projections(h, n_heads, query, key, value, workspace=None):
     """q (divided by sqrt(d)), k, v [B, H, L, d]: one matrix product for the three, whose heads are views
     into its [B, L, 3D] result (a `workspace` buffer when one is given). When sqrt(d) is a power of two
