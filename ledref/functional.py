@@ -162,7 +162,7 @@ def _sigmoid(x):
 
 
 def gelu(x):
-    """Exact GELU, x * Phi(x) = x * erfc(-x / sqrt 2) / 2, written as relu(x) - |x| erfc(|x| / sqrt 2) / 2:
+    """Exact GELU, x * Phi(x) = x * erfc(-x / sqrt 2) / 2, written as relu(x) - a erfc(a / sqrt 2) / 2, a = abs(x):
     the same function (for x >= 0, erfc(-y) = 2 - erfc(y)), with no branch to select per element, and
     large negative x keep their relative precision (erfc's tail is never subtracted from 2)."""
     xp = array_namespace(x)
