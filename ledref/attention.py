@@ -100,8 +100,7 @@ def _projections(h, n_heads, query, key, value, workspace=None):
     scale = 1.0 / root if folded else 1.0
     weight = xp.concat([query["weight"] * scale, key["weight"], value["weight"]], axis=0)  # [3D, D]
     into = workspace.array("qkv", xp, (*h.shape[:-1], 3 * dim), h.dtype, device(h)) if workspace else None
-    qkv = matmul_into(h, xp.matrix_transpose(weight), into)  # [B, L, 3D]
-    qkv += xp.concat([query["bias"] * scale, key["bias"], value["bias"]], axis=0)
+    qkv = linear(h, weight, xp.concat([query["bias"] * scale, key["bias"], value["bias"]], axis=0), out=into)
     q, k, v = (split_heads(qkv[..., i * dim:(i + 1) * dim], n_heads) for i in range(3))
     return (q if folded else q / root), k, v
 

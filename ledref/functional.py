@@ -12,10 +12,11 @@ from numpy.polynomial import chebyshev
 from .backend import namespace_name, parallel_map
 
 
-def linear(x, weight, bias=None):
-    """x @ weight.T + bias. weight is (out, in) as in the checkpoint."""
+def linear(x, weight, bias=None, out=None):
+    """x @ weight.T + bias. weight is (out, in) as in the checkpoint. `out`, if given, is a buffer the
+    result may be computed into (see `matmul_into`); use the returned array."""
     xp = array_namespace(x)
-    y = x @ xp.matrix_transpose(weight)  # [..., in] -> [..., out]
+    y = matmul_into(x, xp.matrix_transpose(weight), out)  # [..., in] -> [..., out]
     if bias is not None:
         y += bias  # y is new: the bias is added in place
     return y

@@ -17,7 +17,7 @@ from .backend import (Workspace, elementwise_chunk, input_namespace, namespace, 
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
-from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, linear, log_softmax, matmul_into
+from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, linear, log_softmax
 from .generation import GenerationConfig, generate
 from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
@@ -57,16 +57,12 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
             size = (h.shape[0], row_chunk(xp) or h.shape[1], width)
             return workspace.array((name, threading.get_ident()), xp, size, h.dtype, device(h))[:, :h.shape[1], :]
 
-        def dense(x, weight, bias, name):  # linear(x, weight, bias) into the buffer `name`
-            y = matmul_into(x, xp.matrix_transpose(weight), buffer(name, weight.shape[0]))
-            y += bias
-            return y
-
-        attended = dense(a, **self_attn["output"], name="attention")
+        dim, ffn = fc2["weight"].shape
+        attended = linear(a, **self_attn["output"], out=buffer("attention", dim))
         attended += h
         attended = layer_norm(attended, **self_attn_layer_norm, overwrite=True)
-        inner = in_blocks(act, dense(attended, **fc1, name="ffn"), rows=elementwise_chunk(xp))
-        out = dense(inner, **fc2, name="output")
+        inner = in_blocks(act, linear(attended, **fc1, out=buffer("ffn", ffn)), rows=elementwise_chunk(xp))
+        out = linear(inner, **fc2, out=buffer("output", dim))
         out += attended
         return layer_norm(out, **final_layer_norm, overwrite=True)
 
@@ -109,13 +105,12 @@ def _encoder(params, config, input_ids, mask, attn_implementation="band", output
     act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
     hidden, attentions, global_attentions = [], [], []
     # buffers shared by the layers, when no layer's arrays are kept: two for the hidden states, used in turn
-    reuse = attn_implementation == "band" and not (recorder or output_hidden_states)
-    workspace = Workspace() if reuse else None
+    workspace = Workspace() if attn_implementation == "band" and not (recorder or output_hidden_states) else None
     for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
         if output_hidden_states:
             hidden.append(h)
         record = recorder.scope(f"encoder.layers.{i}") if recorder else None
-        out = workspace.array(("hidden", i % 2), xp, h.shape, h.dtype, device(h)) if reuse else None
+        out = workspace.array(("hidden", i % 2), xp, h.shape, h.dtype, device(h)) if workspace else None
         h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
                                                attention, output_attentions, **layer, record=record,
                                                workspace=workspace, out=out)
