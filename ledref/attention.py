@@ -24,6 +24,7 @@ The kernel-level functions take projected tensors q, k, v [B, H, L, d] (q alread
 """
 
 import math
+import threading
 
 from array_api_compat import array_namespace, device
 
@@ -107,86 +108,114 @@ def _projections(h, n_heads, query, key, value, workspace=None):
 
 # ------------------------------------------------------------------------------------------ kernels
 
+def _band_masks(xp, mask, rows, w, dtype):
+    """The additive masks of band_attention's chunks, per batch row and chunk of `rows` queries s..e whose
+    scores [h, e-s, hi-lo] hold keys lo..hi: lists of (a, c, m), m to be added to key columns a..c;
+    finfo.min outside each query's window and on pad and global keys (global keys come as columns of
+    their own), 0 elsewhere. Where every key of a chunk is local and the two triangles outside the windows
+    do not meet, only those triangles are masked, and every such chunk adds views of the same array, which
+    stay in cache; other chunks get their whole mask. Which chunks are local is read back from the mask:
+    on NumPy only (it is free there), so that elsewhere the pass reads nothing back."""
+    dev = device(mask)
+    b, length = mask.shape
+    neg = xp.finfo(dtype).min
+    offsets = xp.arange(rows + 2 * w, device=dev)[None, :] - xp.arange(rows, device=dev)[:, None]
+    outside = (offsets < 0) | (offsets > 2 * w)  # [rows, rows + 2w]: key s - w + j for query s + i
+    pattern = xp.astype(outside, dtype) * neg  # a product, not `where`: several times faster
+    triangles = rows - 1 < 2 * w + 1 and namespace_name(xp) == "numpy"
+    local = mask == 1
+    masks = []
+    for row in range(b):
+        chunks = []
+        for s in range(0, length, rows):
+            e, lo, hi = min(s + rows, length), max(s - w, 0), min(s + rows + w, length)
+            c0 = lo - (s - w)  # the pattern's column of key lo
+            if triangles and bool(xp.all(local[row, lo:hi])):  # columns 0..rows-1 and 2w+1..: outside
+                spans = ((max(a, c0), min(c, c0 + hi - lo)) for a, c in ((0, rows - 1), (2 * w + 1, rows + 2 * w)))
+                chunks.append([(a - c0, c - c0, pattern[None, :e - s, a:c]) for a, c in spans if a < c])
+            else:
+                blocked = outside[:e - s, c0:c0 + hi - lo] | ~local[row, None, lo:hi]
+                chunks.append([(0, hi - lo, (xp.astype(blocked, dtype) * neg)[None, ...])])
+        masks.append(chunks)
+    return masks
+
+
 def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None):
     """Local queries over their window and the global keys.   q, k, v [B, H, L, d] ->
     (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None).
     With a `workspace` (backend.Workspace), the output, the score buffers and the masks are the ones the
-    previous layer used."""
+    previous layer used.
+
+    Chunk by chunk, the band scores are exponentiated and multiplied by the values; the global keys'
+    part, the row sums and the division are then done once per head for all rows."""
     xp = array_namespace(q)
     positions, used, x = slots
     b, heads, length, d = q.shape
+    dev = device(q)
     neg = finfo_min(q)
     rows, step = attention_chunk(xp, w, heads)
-    zero = xp.zeros((), dtype=q.dtype, device=device(q))
-    offsets = xp.arange(rows + 2 * w, device=device(q))[None, :] - xp.arange(rows, device=device(q))[:, None]
-    in_window = (offsets >= 0) & (offsets <= 2 * w)  # [rows, rows + 2w]: key s - w + j for query s + i
     starts = range(0, length, rows)
 
-    def chunk_mask(row, s):
-        """Additive mask [1, rows, keys] of the chunk starting at s: 0 inside each query's window on band
-        keys (global keys come as columns, pad keys not at all), finfo.min elsewhere."""
-        e, lo, hi = min(s + rows, length), max(s - w, 0), min(s + rows + w, length)
-        blocked = ~(in_window[:e - s, lo - (s - w):hi - (s - w)] & (mask[row, None, lo:hi] == 1))
-        return (xp.astype(blocked, q.dtype) * neg)[None, ...]  # a product, not `where`: several times faster
+    def buffer(name, shape):  # with a workspace: this thread's buffer, reused
+        if workspace is None:
+            return xp.empty(shape, dtype=q.dtype, device=dev)
+        return workspace.array((name, threading.get_ident()), xp, shape, q.dtype, dev)
 
-    def all_masks():  # shared by the heads, and by the layers of the same window
-        return [[chunk_mask(row, s) for s in starts] for row in range(b)]
-
-    masks = workspace.value(("band masks", w, rows), all_masks) if workspace else all_masks()
+    masks = (workspace.value(("band masks", w, rows), lambda: _band_masks(xp, mask, rows, w, q.dtype)) if workspace
+             else _band_masks(xp, mask, rows, w, q.dtype))
     k_at_globals = _at_positions(k, positions) if x else None  # [B, H, x, d]
     v_at_globals = _at_positions(v, positions) if x else None
     norms = _norms_for_bounds(q, k, k_at_globals)
     # token-major [B, L, H, d] underneath, as merge_heads reads it (which then needs no copy); every
     # element is written below
-    out = (workspace.array("attention output", xp, (b, length, heads, d), q.dtype, device(q)) if workspace
-           else xp.empty((b, length, heads, d), dtype=q.dtype, device=device(q)))
+    out = (workspace.array("attention output", xp, (b, length, heads, d), q.dtype, dev) if workspace
+           else xp.empty((b, length, heads, d), dtype=q.dtype, device=dev))
     out = xp.permute_dims(out, (0, 2, 1, 3))
 
     def heads_of_row(task):
         """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities."""
         row, h0, h1 = task
-        if x:
-            kg, vg = k_at_globals[row, h0:h1, ...], v_at_globals[row, h0:h1, ...]  # [h, x, d]
-            global_mask = xp.where(used[row, None, None, :], zero, neg)  # [1, 1, x]
-        size = ((h1 - h0) * rows * (rows + 2 * w),)  # the scores of a chunk
-        scratch = (workspace.array(("scores", task), xp, size, q.dtype, device(q)) if workspace
-                   else xp.empty(size, dtype=q.dtype, device=device(q)))
+        shifts = _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length)
+        scratch = buffer("scores", ((h1 - h0) * rows * (rows + 2 * w),))
+        totals = buffer("totals", (h1 - h0, length, 1))
+        if x:  # [h, L, x], unused slots at finfo.min
+            global_scores = q[row, h0:h1, ...] @ xp.matrix_transpose(k_at_globals[row, h0:h1, ...])
+            global_scores += xp.where(used[row, None, None, :], xp.zeros((), dtype=q.dtype, device=dev), neg)
         chunks = []
-        for s, additive in zip(starts, masks[row]):
+        for s, parts, shift in zip(starts, masks[row], shifts):
             e = min(s + rows, length)
             lo, hi = max(s - w, 0), min(e + w, length)  # the keys of the chunk's windows
             scores = xp.reshape(scratch[:(h1 - h0) * (e - s) * (hi - lo)], (h1 - h0, e - s, hi - lo))
             scores = matmul_into(q[row, h0:h1, s:e, :], xp.matrix_transpose(k[row, h0:h1, lo:hi, :]), scores)
-            scores += additive
-            if x:
-                global_scores = q[row, h0:h1, s:e, :] @ xp.matrix_transpose(kg)  # [h, rows, x]
-                global_scores += global_mask
-            shift = norms is None or _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi)
-            if shift:  # the softmax's usual guard: the row maximum subtracted first
+            for a, c, additive in parts:
+                scores[..., a:c] += additive
+            if shift:  # the softmax's usual guard: the row maximum subtracted first, here and from the global scores
                 top = xp.max(scores, axis=-1, keepdims=True)
                 if x:
-                    top = xp.maximum(top, xp.max(global_scores, axis=-1, keepdims=True))
+                    top = xp.maximum(top, xp.max(global_scores[:, s:e, :], axis=-1, keepdims=True))
+                    global_scores[:, s:e, :] -= top
                 scores -= top
-                if x:
-                    global_scores -= top
             weights = exp_inplace(scores)
-            total = xp.sum(weights, axis=-1, keepdims=True)
-            mixed = matmul_into(weights, v[row, h0:h1, lo:hi, :], out[row, h0:h1, s:e, :])  # [h, rows, d]
-            if x:
-                global_weights = exp_inplace(global_scores)
-                total += xp.sum(global_weights, axis=-1, keepdims=True)
-                mixed += global_weights @ vg
-            if not shift:  # a pad row whose keys are all pad sums to 0 (its output is zeroed below); any
-                # other row sums to at least exp(-UNSHIFTED_BOUND), far above the smallest normal number
-                total = xp.maximum(total, xp.full_like(total, xp.finfo(total.dtype).smallest_normal))
-            mixed /= total
-            out[row, h0:h1, s:e, :] = mixed  # on NumPy `mixed` is already there
+            totals[:, s:e, :] = xp.sum(weights, axis=-1, keepdims=True)
+            out[row, h0:h1, s:e, :] = matmul_into(weights, v[row, h0:h1, lo:hi, :], out[row, h0:h1, s:e, :])
             if output_attentions:  # pad the chunk's key axis to s-w..e+w, then cut the diagonals
-                left = xp.zeros((h1 - h0, e - s, lo - (s - w)), dtype=q.dtype, device=device(q))
-                right = xp.zeros((h1 - h0, e - s, (e + w) - hi), dtype=q.dtype, device=device(q))
-                band = diagonals(xp.concat([left, weights / total, right], axis=-1), 2 * w + 1)
-                chunks.append(xp.concat([global_weights / total, band], axis=-1) if x else band)
-        return xp.concat(chunks, axis=1) if output_attentions else None
+                left = xp.zeros((h1 - h0, e - s, lo - (s - w)), dtype=q.dtype, device=dev)
+                right = xp.zeros((h1 - h0, e - s, (e + w) - hi), dtype=q.dtype, device=dev)
+                chunks.append(diagonals(xp.concat([left, weights, right], axis=-1), 2 * w + 1))
+        mixed = out[row, h0:h1, ...]
+        if x:
+            global_weights = exp_inplace(global_scores)
+            totals += xp.sum(global_weights, axis=-1, keepdims=True)
+            mixed += matmul_into(global_weights, v_at_globals[row, h0:h1, ...], buffer("global part", mixed.shape))
+        # a pad row whose keys are all pad sums to 0 without the shift (its output is zeroed below); any
+        # other row sums to at least exp(-UNSHIFTED_BOUND) then, and to at least 1 with the shift
+        totals = xp.maximum(totals, xp.full_like(totals, xp.finfo(q.dtype).smallest_normal))
+        mixed /= totals
+        out[row, h0:h1, ...] = mixed  # on NumPy `mixed` is already there
+        if not output_attentions:
+            return None
+        band = xp.concat(chunks, axis=1) / totals
+        return xp.concat([global_weights / totals, band], axis=-1) if x else band
 
     tasks = [(row, h0, min(h0 + step, heads)) for row in range(b) for h0 in range(0, heads, step)]
     bands = parallel_map(xp, heads_of_row, tasks)
@@ -213,6 +242,16 @@ def _norms_for_bounds(q, k, k_at_globals):
         return None
     lengths = [xp.sqrt(xp.vecdot(a, a)) for a in (q, k)]
     return (*lengths, xp.sqrt(xp.vecdot(k_at_globals, k_at_globals)) if k_at_globals is not None else None)
+
+
+def _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length):
+    """Per chunk of queries (heads h0..h1 of batch row `row`, queries s..s+rows against keys s-w..s+rows+w
+    and the global keys), whether its scores might lie beyond UNSHIFTED_BOUND: the product of the longest
+    query and the longest key. All True without norms."""
+    if norms is None:
+        return [True] * len(starts)
+    return [_scores_may_be_large(norms, row, h0, h1, s, min(s + rows, length), max(s - w, 0),
+                                 min(s + rows + w, length)) for s in starts]
 
 
 def _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi):
