@@ -45,12 +45,20 @@ def by_rows(fn, *arrays, rows=None, out=None):
 
 def in_blocks(fn, x, rows=None):
     """fn(x) for an elementwise fn, computed `rows` positions (axis 1) at a time and written over x, so
-    that the many passes of an activation like the exact GELU stay in cache. `rows=None`: at once."""
+    that the many passes of an activation like the exact GELU stay in cache. `rows=None`: at once.
+    Where IN_PLACE has a version of fn for x's backend and dtype, that version does the work."""
+    into = IN_PLACE.get((fn, namespace_name(array_namespace(x)), str(x.dtype)))
     if rows is None or rows >= x.shape[1]:
-        return fn(x)
+        rows = x.shape[1]
+        if into is None:
+            return fn(x)
+    scratch = into.scratch(x[:, :rows, ...]) if into else None
     for s in range(0, x.shape[1], rows):
         e = min(s + rows, x.shape[1])
-        x[:, s:e, ...] = fn(x[:, s:e, ...])
+        if into:
+            into(x[:, s:e, ...], [a[:, :e - s, ...] for a in scratch])
+        else:
+            x[:, s:e, ...] = fn(x[:, s:e, ...])
     return x
 
 
@@ -174,6 +182,43 @@ def gelu(x):
     return xp.clip(x, min=0.0) - r
 
 
+class _GeluFloat32NumPy:
+    """`gelu` written over a float32 NumPy array, with `out=` into four scratch arrays of its shape that
+    the caller keeps (NumPy's `out=` is not in the Array API standard): the same formula in about 30 passes
+    over memory in cache and no fresh array. Two constants are folded: t = 1/(1 + z/2) for z = a/sqrt 2 is
+    computed as c/(c + a) with c = 2 sqrt 2, and the final halving, exp(P - z**2)/2, as ln(1/2) added to
+    the series' last coefficient. Tested against `gelu` and math.erfc."""
+
+    C = 2.0 * math.sqrt(2.0)
+    SERIES = (*ERFC_POWERS_FLOAT32[:-1], ERFC_POWERS_FLOAT32[-1] + math.log(0.5))
+
+    @staticmethod
+    def scratch(x):
+        return [np.empty_like(x) for _ in range(4)]
+
+    def __call__(self, x, scratch):
+        a, t, u, p = scratch
+        np.abs(x, out=a)
+        np.add(a, self.C, out=t)
+        np.divide(self.C, t, out=t)  # t
+        np.multiply(t, 2.0, out=u)
+        u -= 1.0  # u = 2t - 1
+        np.multiply(u, self.SERIES[0], out=p)
+        for c in self.SERIES[1:-1]:
+            p += c
+            p *= u
+        p += self.SERIES[-1]  # P(u) + ln(1/2)
+        np.multiply(a, a, out=u)
+        u *= 0.5  # z**2
+        p -= u
+        np.exp(p, out=p)
+        p *= t
+        p *= a  # a erfc(z) / 2
+        np.maximum(x, 0.0, out=x)
+        x -= p
+        return x
+
+
 def gelu_tanh(x):
     """The tanh approximation of GELU (transformers' gelu_new and gelu_pytorch_tanh)."""
     xp = array_namespace(x)
@@ -213,3 +258,7 @@ ACTIVATIONS = {
     "mish": mish,
     "linear": lambda x: x,
 }
+
+
+# versions of ACTIVATIONS that write over their input, by (function, backend, dtype), for in_blocks
+IN_PLACE = {(gelu, "numpy", "float32"): _GeluFloat32NumPy()}

@@ -35,15 +35,35 @@ def test_activation_against_transformers(name, backend):
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
 
-def test_gelu_float32_against_math(backend):
+@pytest.mark.parametrize("how", ["gelu", "in_blocks"])
+def test_gelu_float32_against_math(how, backend):
     """float32 GELU against x * erfc(-x / sqrt 2) / 2 in float64 (math.erfc) at the float32 inputs: to
-    float32 rounding in the body, and relative precision kept in the negative tail."""
-    x = np.concatenate([np.linspace(-14, 14, 20001), [0.0, 1e-30, -1e-30, 40.0, -40.0]]).astype(np.float32)
+    float32 rounding in the body, and relative precision kept in the negative tail. `in_blocks` runs,
+    on NumPy, the version that writes over its input (functional.IN_PLACE)."""
+    x = np.concatenate([np.linspace(-14, 14, 20001), [0.0, 1e-30, -1e-30, 40.0, -40.0, -0.0]]).astype(np.float32)
     expected = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x.astype(np.float64)])
-    got = ledref.to_numpy(ACTIVATIONS["gelu"](to_backend(x, backend))).astype(np.float64)
+    gelu = ACTIVATIONS["gelu"]
+    if how == "gelu":
+        got = gelu(to_backend(x, backend))
+    else:
+        got = in_blocks(gelu, to_backend(x.reshape(1, -1, 3), backend), rows=64)  # a shorter last block
+    got = ledref.to_numpy(got).reshape(-1).astype(np.float64)
     assert np.max(np.abs(got - expected) / np.maximum(np.abs(x), 1.0)) <= 2e-7
     normal = np.abs(expected) > np.finfo(np.float32).tiny * 1e3
     assert np.max(np.abs(got - expected)[normal] / np.abs(expected[normal])) <= 3e-5
+
+
+def test_gelu_written_over_its_input_equals_gelu():
+    """NumPy's float32 GELU in place (IN_PLACE, what in_blocks runs) against the standard `gelu`: the same
+    formula with two constants folded, so equal to float32 rounding, and written over its input."""
+    from ledref.functional import IN_PLACE
+    gelu = ACTIVATIONS["gelu"]
+    into = IN_PLACE[(gelu, "numpy", "float32")]
+    x = (np.random.default_rng(5).standard_normal((3, 40, 7)) * 4).astype(np.float32)
+    own = x.copy()
+    got = into(own, into.scratch(own))
+    assert got is own
+    np.testing.assert_allclose(got, gelu(x), rtol=1e-6, atol=2e-7)
 
 
 def test_layer_norm_against_torch(backend):
