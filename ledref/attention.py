@@ -28,7 +28,7 @@ import threading
 
 from array_api_compat import array_namespace, device
 
-from .backend import attention_chunk, namespace_name, parallel_map
+from .backend import Workspace, attention_chunk, namespace_name, parallel_map
 from .band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals
 from .functional import exp_inplace, finfo_min, linear, matmul_into, softmax
 
@@ -110,17 +110,17 @@ def _projections(h, n_heads, query, key, value, workspace=None):
 
 def _band_masks(xp, mask, rows, w, dtype):
     """The additive masks of band_attention's chunks, per batch row and chunk of `rows` queries s..e whose
-    scores [h, e-s, hi-lo] hold keys lo..hi: lists of (a, c, m), m to be added to key columns a..c;
-    finfo.min outside each query's window and on pad and global keys (global keys come as columns of
-    their own), 0 elsewhere. Where every key of a chunk is local and the two triangles outside the windows
-    do not meet, only those triangles are masked, and every such chunk adds views of the same array, which
-    stay in cache; other chunks get their whole mask. Which chunks are local is read back from the mask:
-    on NumPy only (it is free there), so that elsewhere the pass reads nothing back."""
+    scores [h, hi-lo, e-s] hold keys lo..hi (keys down, queries across): lists of (a, c, m), m to be added
+    to key rows a..c; finfo.min outside each query's window and on pad and global keys (global keys come
+    as scores of their own), 0 elsewhere. Where every key of a chunk is local and the two triangles outside
+    the windows do not meet, only those triangles are masked, and every such chunk adds views of the same
+    array, which stay in cache; other chunks get their whole mask. Which chunks are local is read back from
+    the mask: on NumPy only (it is free there), so that elsewhere the pass reads nothing back."""
     dev = device(mask)
     b, length = mask.shape
     neg = xp.finfo(dtype).min
-    offsets = xp.arange(rows + 2 * w, device=dev)[None, :] - xp.arange(rows, device=dev)[:, None]
-    outside = (offsets < 0) | (offsets > 2 * w)  # [rows, rows + 2w]: key s - w + j for query s + i
+    offsets = xp.arange(rows + 2 * w, device=dev)[:, None] - xp.arange(rows, device=dev)[None, :]
+    outside = (offsets < 0) | (offsets > 2 * w)  # [rows + 2w, rows]: key s - w + j for query s + i
     pattern = xp.astype(outside, dtype) * neg  # a product, not `where`: several times faster
     triangles = rows - 1 < 2 * w + 1 and namespace_name(xp) == "numpy"
     local = mask == 1
@@ -129,12 +129,12 @@ def _band_masks(xp, mask, rows, w, dtype):
         chunks = []
         for s in range(0, length, rows):
             e, lo, hi = min(s + rows, length), max(s - w, 0), min(s + rows + w, length)
-            c0 = lo - (s - w)  # the pattern's column of key lo
-            if triangles and bool(xp.all(local[row, lo:hi])):  # columns 0..rows-1 and 2w+1..: outside
+            c0 = lo - (s - w)  # the pattern's row of key lo
+            if triangles and bool(xp.all(local[row, lo:hi])):  # key rows 0..rows-1 and 2w+1..: outside
                 spans = ((max(a, c0), min(c, c0 + hi - lo)) for a, c in ((0, rows - 1), (2 * w + 1, rows + 2 * w)))
-                chunks.append([(a - c0, c - c0, pattern[None, :e - s, a:c]) for a, c in spans if a < c])
+                chunks.append([(a - c0, c - c0, pattern[None, a:c, :e - s]) for a, c in spans if a < c])
             else:
-                blocked = outside[:e - s, c0:c0 + hi - lo] | ~local[row, None, lo:hi]
+                blocked = outside[c0:c0 + hi - lo, :e - s] | ~local[row, lo:hi, None]
                 chunks.append([(0, hi - lo, (xp.astype(blocked, dtype) * neg)[None, ...])])
         masks.append(chunks)
     return masks
@@ -143,11 +143,12 @@ def _band_masks(xp, mask, rows, w, dtype):
 def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None):
     """Local queries over their window and the global keys.   q, k, v [B, H, L, d] ->
     (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None).
-    With a `workspace` (backend.Workspace), the output, the score buffers and the masks are the ones the
-    previous layer used.
+    With a `workspace` (backend.Workspace), the output, the buffers and the masks are the ones the
+    previous layer used; without one, the call has buffers of its own.
 
-    Chunk by chunk, the band scores are exponentiated and multiplied by the values; the global keys'
-    part, the row sums and the division are then done once per head for all rows."""
+    Chunk by chunk, the band scores (keys down, queries across) are masked, exponentiated and multiplied
+    by the values and a column of ones (which gives the row sums); the global keys' part and the division
+    by the sums are then done once per head for all rows."""
     xp = array_namespace(q)
     positions, used, x = slots
     b, heads, length, d = q.shape
@@ -156,28 +157,33 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
     rows, step = attention_chunk(xp, w, heads)
     starts = range(0, length, rows)
 
-    def buffer(name, shape):  # with a workspace: this thread's buffer, reused
-        if workspace is None:
-            return xp.empty(shape, dtype=q.dtype, device=dev)
+    workspace = Workspace() if workspace is None else workspace  # a call of its own shares within the call
+
+    def buffer(name, shape):  # this thread's buffer, reused
         return workspace.array((name, threading.get_ident()), xp, shape, q.dtype, dev)
 
-    masks = (workspace.value(("band masks", w, rows), lambda: _band_masks(xp, mask, rows, w, q.dtype)) if workspace
-             else _band_masks(xp, mask, rows, w, q.dtype))
+    masks = workspace.value(("band masks", w, rows), lambda: _band_masks(xp, mask, rows, w, q.dtype))
     k_at_globals = _at_positions(k, positions) if x else None  # [B, H, x, d]
     v_at_globals = _at_positions(v, positions) if x else None
     norms = _norms_for_bounds(q, k, k_at_globals)
     # token-major [B, L, H, d] underneath, as merge_heads reads it (which then needs no copy); every
     # element is written below
-    out = (workspace.array("attention output", xp, (b, length, heads, d), q.dtype, dev) if workspace
-           else xp.empty((b, length, heads, d), dtype=q.dtype, device=dev))
-    out = xp.permute_dims(out, (0, 2, 1, 3))
+    out = xp.permute_dims(workspace.array("attention output", xp, (b, length, heads, d), q.dtype, dev), (0, 2, 1, 3))
 
     def heads_of_row(task):
-        """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities."""
+        """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities.
+        The keys, and the values with a column of ones after them, are first copied into contiguous
+        buffers: each key and value is read by several chunks, whose products run faster on contiguous
+        rows, and the product of a chunk's weights with the column of ones is their row sums."""
         row, h0, h1 = task
+        n = h1 - h0
         shifts = _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length)
-        scratch = buffer("scores", ((h1 - h0) * rows * (rows + 2 * w),))
-        totals = buffer("totals", (h1 - h0, length, 1))
+        scratch = buffer("scores", (n * rows * (rows + 2 * w),))
+        keys, values = buffer("keys", (n, length, d)), buffer("values", (n, length, d + 1))
+        keys[...] = k[row, h0:h1, ...]
+        values[..., :d] = v[row, h0:h1, ...]
+        values[..., d] = 1.0
+        mixed = buffer("mixed", (n, length, d + 1))  # [h, L, d + 1]: the weighted values, then the row sums
         if x:  # [h, L, x], unused slots at finfo.min
             global_scores = q[row, h0:h1, ...] @ xp.matrix_transpose(k_at_globals[row, h0:h1, ...])
             global_scores += xp.where(used[row, None, None, :], xp.zeros((), dtype=q.dtype, device=dev), neg)
@@ -185,33 +191,34 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
         for s, parts, shift in zip(starts, masks[row], shifts):
             e = min(s + rows, length)
             lo, hi = max(s - w, 0), min(e + w, length)  # the keys of the chunk's windows
-            scores = xp.reshape(scratch[:(h1 - h0) * (e - s) * (hi - lo)], (h1 - h0, e - s, hi - lo))
-            scores = matmul_into(q[row, h0:h1, s:e, :], xp.matrix_transpose(k[row, h0:h1, lo:hi, :]), scores)
+            # keys down, queries across: the products are faster this way round on the CPU
+            scores = xp.reshape(scratch[:n * (hi - lo) * (e - s)], (n, hi - lo, e - s))
+            scores = matmul_into(keys[:, lo:hi, :], xp.matrix_transpose(q[row, h0:h1, s:e, :]), scores)
             for a, c, additive in parts:
-                scores[..., a:c] += additive
-            if shift:  # the softmax's usual guard: the row maximum subtracted first, here and from the global scores
-                top = xp.max(scores, axis=-1, keepdims=True)
+                scores[:, a:c, :] += additive
+            if shift:  # the softmax's usual guard: the maximum subtracted first, here and from the global scores
+                top = xp.max(scores, axis=1, keepdims=True)  # [h, 1, e-s]
                 if x:
-                    top = xp.maximum(top, xp.max(global_scores[:, s:e, :], axis=-1, keepdims=True))
-                    global_scores[:, s:e, :] -= top
+                    top = xp.maximum(top, xp.matrix_transpose(xp.max(global_scores[:, s:e, :], axis=-1, keepdims=True)))
+                    global_scores[:, s:e, :] -= xp.matrix_transpose(top)
                 scores -= top
-            weights = exp_inplace(scores)
-            totals[:, s:e, :] = xp.sum(weights, axis=-1, keepdims=True)
-            out[row, h0:h1, s:e, :] = matmul_into(weights, v[row, h0:h1, lo:hi, :], out[row, h0:h1, s:e, :])
+            weights = xp.matrix_transpose(exp_inplace(scores))  # [h, e-s, hi-lo]
+            mixed[:, s:e, :] = matmul_into(weights, values[:, lo:hi, :], mixed[:, s:e, :])
             if output_attentions:  # pad the chunk's key axis to s-w..e+w, then cut the diagonals
-                left = xp.zeros((h1 - h0, e - s, lo - (s - w)), dtype=q.dtype, device=dev)
-                right = xp.zeros((h1 - h0, e - s, (e + w) - hi), dtype=q.dtype, device=dev)
+                left = xp.zeros((n, e - s, lo - (s - w)), dtype=q.dtype, device=dev)
+                right = xp.zeros((n, e - s, (e + w) - hi), dtype=q.dtype, device=dev)
                 chunks.append(diagonals(xp.concat([left, weights, right], axis=-1), 2 * w + 1))
-        mixed = out[row, h0:h1, ...]
+        totals = mixed[..., d:]
         if x:
             global_weights = exp_inplace(global_scores)
             totals += xp.sum(global_weights, axis=-1, keepdims=True)
-            mixed += matmul_into(global_weights, v_at_globals[row, h0:h1, ...], buffer("global part", mixed.shape))
+            into = buffer("global part", (n, length, d))
+            mixed[..., :d] += matmul_into(global_weights, v_at_globals[row, h0:h1, ...], into)
         # a pad row whose keys are all pad sums to 0 without the shift (its output is zeroed below); any
         # other row sums to at least exp(-UNSHIFTED_BOUND) then, and to at least 1 with the shift
         totals = xp.maximum(totals, xp.full_like(totals, xp.finfo(q.dtype).smallest_normal))
-        mixed /= totals
-        out[row, h0:h1, ...] = mixed  # on NumPy `mixed` is already there
+        mixed[..., :d] /= totals
+        out[row, h0:h1, ...] = mixed[..., :d]
         if not output_attentions:
             return None
         band = xp.concat(chunks, axis=1) / totals

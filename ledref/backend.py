@@ -47,7 +47,7 @@ def attention_chunk(xp, w, heads):
     scores ((rows + 2w) keys per row) stay in cache, on a GPU enough to fill it."""
     if namespace_name(xp) == "cupy":
         return 4096, heads
-    return min(256, max(16, w)), 1
+    return min(128, max(16, w)), 1
 
 
 _pool = _blas = None

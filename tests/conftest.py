@@ -59,10 +59,13 @@ def backend(request):
 @pytest.fixture
 def same_operations_everywhere(monkeypatch):
     """NumPy's band kernel skips the softmax's max subtraction where scores are provably small (tested
-    against the dense rule in test_band_vs_dense), which rounds differently from the other backends'
-    shifted softmax. Tests that compare backends to the bit turn it off."""
+    against the dense rule in test_band_vs_dense), and NumPy's float32 GELU runs in place with two
+    constants folded (functional.IN_PLACE, tested against math.erfc): both round differently from the
+    other backends' operations. Tests that compare backends to the bit turn them off."""
     import ledref.attention
+    import ledref.functional
     monkeypatch.setattr(ledref.attention, "UNSHIFTED_BOUND", float("-inf"))
+    monkeypatch.setattr(ledref.functional, "IN_PLACE", {})
 
 
 def to_backend(a, backend):

@@ -156,6 +156,34 @@ def test_softmax_with_and_without_the_max_subtracted(scale, large, n_global):
         close(a, r, name)
 
 
+@pytest.mark.parametrize("w", [20, 64])
+def test_chunks_masked_by_their_triangles_equal_dense(w):
+    """On NumPy, a chunk whose keys are all local is masked by the two triangles outside its windows alone
+    (attention._band_masks), a chunk that meets pad or global keys by its whole mask. A long input with both
+    kinds (pads inside and at the end, globals) against the dense rule (float64)."""
+    from ledref.attention import _band_masks
+    from ledref.backend import attention_chunk
+    rng = np.random.default_rng(w)
+    heads, dim, length = 2, 8, 7 * w + 13
+    xp = namespace("numpy")
+    weights = to_namespace({name: {"weight": rng.normal(size=(dim, dim)), "bias": rng.normal(size=dim)}
+                            for name in PROJECTIONS}, xp)
+    h = xp.asarray(rng.normal(size=(2, length, dim)))
+    mask = np.ones((2, length), dtype=np.int64)
+    mask[0, [3, length // 2]] = 2
+    mask[1, 2 * w:2 * w + 5] = 0
+    mask[1, length - w // 2:] = 0
+    mask = xp.asarray(mask)
+    rows, _ = attention_chunk(xp, w, heads)
+    parts = {len(chunk) for chunks in _band_masks(xp, mask, rows, w, xp.float64) for chunk in chunks}
+    assert parts == {1, 2}  # whole masks, and pairs of triangles
+    slots = global_slots(mask)
+    band = SELF_ATTENTION["band"](h, mask, slots, w, heads, output_attentions=True, **weights)
+    dense = dense_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
+    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense):
+        close(a, r, name)
+
+
 @pytest.mark.parametrize("globals_per_row", [(1, 1), (2, 0), (3, 1)])
 def test_factored_global_attention_equals_projected_keys_and_values(globals_per_row, backend):
     """The global rows computed with the projections folded onto the queries and the probabilities equal
