@@ -28,7 +28,7 @@ import threading
 
 from array_api_compat import array_namespace, device
 
-from .backend import Workspace, attention_chunk, namespace_name, parallel_map
+from .backend import Workspace, attention_chunk, namespace_name, parallel_map, row_chunk
 from .band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals
 from .functional import exp_inplace, finfo_min, linear, matmul_into, softmax
 
@@ -140,11 +140,12 @@ def _band_masks(xp, mask, rows, w, dtype):
     return masks
 
 
-def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None):
+def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None, out=None):
     """Local queries over their window and the global keys.   q, k, v [B, H, L, d] ->
     (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None).
     With a `workspace` (backend.Workspace), the output, the buffers and the masks are the ones the
-    previous layer used; without one, the call has buffers of its own.
+    previous layer used; without one, the call has buffers of its own. `out`, if given, is the
+    token-major [B, L, H, d] array the output is written into (its permuted view is returned).
 
     Chunk by chunk, the band scores (keys down, queries across) are masked, exponentiated and multiplied
     by the values and a column of ones (which gives the row sums); the global keys' part and the division
@@ -168,7 +169,9 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
     norms = _norms_for_bounds(q, k, k_at_globals)
     # token-major [B, L, H, d] underneath, as merge_heads reads it (which then needs no copy); every
     # element is written below
-    out = xp.permute_dims(workspace.array("attention output", xp, (b, length, heads, d), q.dtype, dev), (0, 2, 1, 3))
+    if out is None:
+        out = workspace.array("attention output", xp, (b, length, heads, d), q.dtype, dev)
+    out = xp.permute_dims(out, (0, 2, 1, 3))
 
     def heads_of_row(task):
         """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities.
@@ -332,17 +335,21 @@ def _with_global_rows(out, out_global, global_probs, mask, slots, workspace=None
     """Rows of global tokens take their slot's output, written over `out` [B, H, L, d] (the caller's own
     array); global_probs to transformers' [B, H, L, x]. Without a scatter (the standard has none): the
     global rows are zeroed, then each slot's output is added at its position as a product with the
-    one-hot [L, x] matrix of the positions. Both steps are exact: other rows gain 0, global rows 0 + out."""
+    one-hot [L, x] matrix of the positions, a chunk of rows at a time (row_chunk: on the CPU, no array as
+    large as `out` is made). Both steps are exact: other rows gain 0, global rows 0 + out."""
     xp = array_namespace(out)
     positions, used, x = slots
     b, heads, length, d = out.shape
+    rows = row_chunk(xp) or length
     at = xp.arange(length, device=device(out))[None, :, None] == positions[:, None, :]  # [B, L, x]
     onehot = xp.astype(at & used[:, None, :], out.dtype)
     out *= xp.astype(mask != 2, out.dtype)[:, None, :, None]
-    into = workspace.array("global rows", xp, (b, length, heads * d), out.dtype, device(out)) if workspace else None
-    global_rows = matmul_into(onehot, xp.reshape(xp.permute_dims(out_global, (0, 2, 1, 3)), (b, x, heads * d)),
-                              into)  # [B, L, D]
-    out += xp.permute_dims(xp.reshape(global_rows, (b, length, heads, d)), (0, 2, 1, 3))
+    slot_rows = xp.reshape(xp.permute_dims(out_global, (0, 2, 1, 3)), (b, x, heads * d))  # [B, x, D]
+    for s in range(0, length, rows):
+        e = min(s + rows, length)
+        into = workspace.array("global rows", xp, (b, e - s, heads * d), out.dtype, device(out)) if workspace else None
+        part = matmul_into(onehot[:, s:e, :], slot_rows, into)  # [B, e-s, D]
+        out[:, :, s:e, :] += xp.permute_dims(xp.reshape(part, (b, e - s, heads, d)), (0, 2, 1, 3))
     return out, xp.matrix_transpose(global_probs)
 
 
@@ -422,17 +429,22 @@ def _record_scores(record, q, k, v, mask, w):
 
 
 def band_self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global,
-                        value_global, output_attentions=False, kernel=band_attention, record=None, workspace=None):
+                        value_global, output_attentions=False, kernel=band_attention, record=None, workspace=None,
+                        out=None):
     """Band implementation: memory O(L * (w + x)). Returns (output [B, L, D], local_probs, global_probs).
     `record(name, array)`, if given, receives the intermediates (see ledref.recorder). `workspace`
     (backend.Workspace), if given, lends the buffers of the projections and of `band_attention`: the
-    output is then overwritten by the next layer that uses the same workspace."""
+    output is then overwritten by the next layer that uses the same workspace. `out` [B, L, D], if given
+    (with `band_attention` as the kernel), is the array the output is written into and returned as."""
+    xp = array_namespace(h)
     positions, used, x = slots
     q, k, v = _projections(h, n_heads, query, key, value, workspace)
     if record:
         _record_scores(record, q, k, v, mask, w)
-    out, local_probs = kernel(q, k, v, mask, slots, w, output_attentions,
-                              **({"workspace": workspace} if workspace else {}))
+    given = {"workspace": workspace} if workspace else {}
+    if out is not None:  # [B, L, D] -> the kernel's token-major [B, L, H, d]
+        given["out"] = xp.reshape(out, (*out.shape[:2], n_heads, -1))
+    out, local_probs = kernel(q, k, v, mask, slots, w, output_attentions, **given)
     global_probs = None
     if x:
         d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers

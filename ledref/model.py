@@ -40,10 +40,11 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
                   out=None):
     """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs
     `workspace` (backend.Workspace; band attention only) lends the attention its buffers; `out`, if
-    given, receives the layer's output (it must not be h)."""
+    given, receives the layer's output (it must not be h), and with a workspace the attention's output
+    before it."""
     extra = {"record": record} if record else {}
-    if workspace is not None:
-        extra["workspace"] = workspace
+    if workspace is not None:  # the attention's output goes to `out`, which the position-wise work then
+        extra.update(workspace=workspace, out=out)  # writes over, a chunk of rows after reading it
     a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads,
                                        output_attentions=output_attentions or bool(record),
                                        **self_attn["longformer_self_attn"], **extra)
@@ -98,7 +99,9 @@ def _encoder(params, config, input_ids, mask, attn_implementation="band", output
                                                   device=device(input_ids))], axis=1)
         mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
     h = xp.reshape(xp.take(shared, xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))  # [B, Lp, D]
-    h = layer_norm(h + enc["embed_positions"]["weight"][:padded, :], **enc["layernorm_embedding"])
+    h += enc["embed_positions"]["weight"][:padded, :]  # h is new: worked on in place, in row chunks
+    h = by_rows(lambda x: layer_norm(x, **enc["layernorm_embedding"], overwrite=True), h,
+                rows=row_chunk(xp), out=h)
     if recorder:
         recorder("encoder.embeddings", h)
     slots = global_slots(mask) if slots is None else slots
