@@ -166,7 +166,6 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
     masks = workspace.value(("band masks", w, rows), lambda: _band_masks(xp, mask, rows, w, q.dtype))
     k_at_globals = _at_positions(k, positions) if x else None  # [B, H, x, d]
     v_at_globals = _at_positions(v, positions) if x else None
-    norms = _norms_for_bounds(q, k, k_at_globals)
     # token-major [B, L, H, d] underneath, as merge_heads reads it (which then needs no copy); every
     # element is written below
     if out is None:
@@ -180,10 +179,12 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
         rows, and the product of a chunk's weights with the column of ones is their row sums."""
         row, h0, h1 = task
         n = h1 - h0
-        shifts = _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length)
         scratch = buffer("scores", (n * rows * (rows + 2 * w),))
         keys, values = buffer("keys", (n, length, d)), buffer("values", (n, length, d + 1))
         keys[...] = k[row, h0:h1, ...]
+        norms = _norms_for_bounds(q[row:row + 1, h0:h1, ...], keys[None, ...],
+                                  k_at_globals[row:row + 1, h0:h1, ...] if x else None)
+        shifts = _chunks_to_shift(norms, 0, 0, n, starts, rows, w, length)
         values[..., :d] = v[row, h0:h1, ...]
         values[..., d] = 1.0
         mixed = buffer("mixed", (n, length, d + 1))  # [h, L, d + 1]: the weighted values, then the row sums
@@ -217,9 +218,11 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
             totals += xp.sum(global_weights, axis=-1, keepdims=True)
             into = buffer("global part", (n, length, d))
             mixed[..., :d] += matmul_into(global_weights, v_at_globals[row, h0:h1, ...], into)
-        # a pad row whose keys are all pad sums to 0 without the shift (its output is zeroed below); any
-        # other row sums to at least exp(-UNSHIFTED_BOUND) then, and to at least 1 with the shift
+        # a pad row's output is 0: its sum is taken as infinite (a pad row whose keys are all pad sums to 0
+        # without the shift); any other row sums to at least exp(-UNSHIFTED_BOUND) then, and to at least 1
+        # with the shift, so that the smallest normal number changes no sum
         totals = xp.maximum(totals, xp.full_like(totals, xp.finfo(q.dtype).smallest_normal))
+        totals = xp.where(mask[row, None, :, None] != 0, totals, xp.full_like(totals, xp.inf))
         mixed[..., :d] /= totals
         out[row, h0:h1, ...] = mixed[..., :d]
         if not output_attentions:
@@ -229,7 +232,6 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
 
     tasks = [(row, h0, min(h0 + step, heads)) for row in range(b) for h0 in range(0, heads, step)]
     bands = parallel_map(xp, heads_of_row, tasks)
-    out *= xp.astype(mask != 0, out.dtype)[:, None, :, None]  # pad rows 0 (written over: `out` is ours)
     if not output_attentions:
         return out, None
     groups = len(tasks) // b
@@ -257,11 +259,16 @@ def _norms_for_bounds(q, k, k_at_globals):
 def _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length):
     """Per chunk of queries (heads h0..h1 of batch row `row`, queries s..s+rows against keys s-w..s+rows+w
     and the global keys), whether its scores might lie beyond UNSHIFTED_BOUND: the product of the longest
-    query and the longest key. All True without norms."""
+    query and the longest key, as `_scores_may_be_large` for each chunk. All True without norms."""
     if norms is None:
         return [True] * len(starts)
-    return [_scores_may_be_large(norms, row, h0, h1, s, min(s + rows, length), max(s - w, 0),
-                                 min(s + rows + w, length)) for s in starts]
+    q_len, k_len, global_len = norms
+    xp = array_namespace(q_len)
+    q_top, k_top = (xp.max(a[row, h0:h1, :], axis=0) for a in (q_len, k_len))  # [L]: the longest over the heads
+    g_top = float(xp.max(global_len[row, h0:h1, :])) if global_len is not None else 0.0
+    return [float(xp.max(q_top[s:min(s + rows, length)]))
+            * max(float(xp.max(k_top[max(s - w, 0):min(s + rows + w, length)])), g_top) > UNSHIFTED_BOUND
+            for s in starts]
 
 
 def _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi):
