@@ -81,9 +81,12 @@ def take_positions(a, positions, axis):
 
 def _at_positions(a, positions):
     """take_positions(a, positions, 1) for [B, H, L, d] arrays that are views into a larger array (the
-    projections' [B, L, 3D]), as a product with the one-hot [x, L] matrix of the positions: it reads `a`
-    where it lies, while a gather copies a strided array whole first. Exact: one term 1 * a, the rest 0."""
+    projections' [B, L, 3D]). On NumPy, integer-array indexing reads the x rows alone. Elsewhere, a product
+    with the one-hot [x, L] matrix of the positions: it reads `a` where it lies, while a gather copies a
+    strided array whole first. Both are exact: the rows themselves (one term 1 * a, the rest 0)."""
     xp = array_namespace(a)
+    if namespace_name(xp) == "numpy":
+        return xp.stack([a[b, ...][:, positions[b, ...], :] for b in range(a.shape[0])])
     length = a.shape[2]
     onehot = positions[:, :, None] == xp.arange(length, device=device(a))[None, None, :]  # [B, x, L]
     return xp.astype(onehot, a.dtype)[:, None, :, :] @ a
@@ -340,13 +343,18 @@ def factored_global_attention(h, q_global, key_global, value_global, mask, slots
 
 def _with_global_rows(out, out_global, global_probs, mask, slots, workspace=None):
     """Rows of global tokens take their slot's output, written over `out` [B, H, L, d] (the caller's own
-    array); global_probs to transformers' [B, H, L, x]. Without a scatter (the standard has none): the
-    global rows are zeroed, then each slot's output is added at its position as a product with the
-    one-hot [L, x] matrix of the positions, a chunk of rows at a time (row_chunk: on the CPU, no array as
-    large as `out` is made). Both steps are exact: other rows gain 0, global rows 0 + out."""
+    array); global_probs to transformers' [B, H, L, x]. On NumPy, where reading the positions back is free,
+    the rows are assigned. Elsewhere, without a scatter (the standard has none) and without reading back:
+    the global rows are zeroed, then each slot's output is added at its position as a product with the
+    one-hot [L, x] matrix of the positions, a chunk of rows at a time (row_chunk: no array as large as
+    `out`). Both are exact: other rows gain 0, global rows 0 + out."""
     xp = array_namespace(out)
     positions, used, x = slots
     b, heads, length, d = out.shape
+    if namespace_name(xp) == "numpy":  # where reading the positions back is free: the rows written directly
+        for row, slot in zip(*(a.tolist() for a in xp.nonzero(used))):
+            out[row, :, int(positions[row, slot]), :] = out_global[row, :, slot, :]
+        return out, xp.matrix_transpose(global_probs)
     rows = row_chunk(xp) or length
     at = xp.arange(length, device=device(out))[None, :, None] == positions[:, None, :]  # [B, L, x]
     onehot = xp.astype(at & used[:, None, :], out.dtype)
