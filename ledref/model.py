@@ -107,16 +107,19 @@ def _encoder(params, config, input_ids, mask, attn_implementation="band", output
     slots = global_slots(mask) if slots is None else slots
     act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
     hidden, attentions, global_attentions = [], [], []
-    # buffers shared by the layers, when no layer's arrays are kept: two for the hidden states, used in turn
+    # buffers shared by the layers, when no layer's arrays are kept; the hidden states go to two arrays in
+    # turn, the embeddings' and one more: a layer writes over the array its predecessor read
     workspace = Workspace() if attn_implementation == "band" and not (recorder or output_hidden_states) else None
+    spare = workspace.array("hidden", xp, h.shape, h.dtype, device(h)) if workspace else None
     for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
         if output_hidden_states:
             hidden.append(h)
         record = recorder.scope(f"encoder.layers.{i}") if recorder else None
-        out = workspace.array(("hidden", i % 2), xp, h.shape, h.dtype, device(h)) if workspace else None
+        previous = h
         h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
                                                attention, output_attentions, **layer, record=record,
-                                               workspace=workspace, out=out)
+                                               workspace=workspace, out=spare)
+        spare = previous if workspace else None
         attentions.append(probs)
         global_attentions.append(global_probs)
         if progress is not None:
