@@ -262,16 +262,23 @@ def _norms_for_bounds(q, k, k_at_globals):
 def _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length):
     """Per chunk of queries (heads h0..h1 of batch row `row`, queries s..s+rows against keys s-w..s+rows+w
     and the global keys), whether its scores might lie beyond UNSHIFTED_BOUND: the product of the longest
-    query and the longest key, as `_scores_may_be_large` for each chunk. All True without norms."""
+    query and the longest key, as `_scores_may_be_large` for each chunk (the keys counted by blocks of
+    `rows`, a few more than the window when w is not a multiple of it). All True without norms."""
     if norms is None:
         return [True] * len(starts)
     q_len, k_len, global_len = norms
     xp = array_namespace(q_len)
-    q_top, k_top = (xp.max(a[row, h0:h1, :], axis=0) for a in (q_len, k_len))  # [L]: the longest over the heads
+    blocks = -(-length // rows)
+
+    def block_maxima(a):  # the longest over the heads in each block of `rows` positions (norms are >= 0)
+        a = xp.concat([xp.max(a[row, h0:h1, :], axis=0), xp.zeros(blocks * rows - length, dtype=a.dtype)])
+        return xp.max(xp.reshape(a, (blocks, rows)), axis=1).tolist()  # NumPy only: norms exist there alone
+
+    q_top, k_top = block_maxima(q_len), block_maxima(k_len)
     g_top = float(xp.max(global_len[row, h0:h1, :])) if global_len is not None else 0.0
-    return [float(xp.max(q_top[s:min(s + rows, length)]))
-            * max(float(xp.max(k_top[max(s - w, 0):min(s + rows + w, length)])), g_top) > UNSHIFTED_BOUND
-            for s in starts]
+    # the blocks that hold a chunk's keys: all of them when w is a multiple of `rows`, else a few more
+    return [q_top[c] * max(max(k_top[max(c * rows - w, 0) // rows:(min((c + 1) * rows + w, length) - 1) // rows + 1]),
+                           g_top) > UNSHIFTED_BOUND for c in range(len(starts))]
 
 
 def _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi):

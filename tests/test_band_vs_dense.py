@@ -184,6 +184,27 @@ def test_chunks_masked_by_their_triangles_equal_dense(w):
         close(a, r, name)
 
 
+@pytest.mark.parametrize("rows, w, length", [(16, 32, 200), (16, 20, 201), (128, 512, 2048), (7, 3, 50)])
+def test_chunks_to_shift_agree_with_the_bound_of_each_chunk(rows, w, length):
+    """The band kernel's per-chunk decision (maxima by blocks of `rows`) against the bound of each chunk's
+    own queries and keys (_scores_may_be_large): equal where w is a multiple of `rows`, and never unshifted
+    where the chunk's own bound says shift."""
+    from ledref.attention import _chunks_to_shift, _scores_may_be_large
+    rng = np.random.default_rng(length)
+    heads = 3
+    for _ in range(20):
+        scale = rng.choice([0.5, 2.0, 6.0])  # products of norms around the bound of 30
+        norms = tuple(np.abs(rng.normal(size=shape)) * scale * np.where(rng.random(shape) < 0.05, 4.0, 1.0)
+                      for shape in ((1, heads, length), (1, heads, length), (1, heads, 1)))
+        starts = range(0, length, rows)
+        got = _chunks_to_shift(norms, 0, 0, heads, starts, rows, w, length)
+        own = [_scores_may_be_large(norms, 0, 0, heads, s, min(s + rows, length), max(s - w, 0),
+                                    min(s + rows + w, length)) for s in starts]
+        assert all(g or not o for g, o in zip(got, own))
+        if w % rows == 0:
+            assert got == own
+
+
 @pytest.mark.parametrize("globals_per_row", [(1, 1), (2, 0), (3, 1)])
 def test_factored_global_attention_equals_projected_keys_and_values(globals_per_row, backend):
     """The global rows computed with the projections folded onto the queries and the probabilities equal

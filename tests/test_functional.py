@@ -100,11 +100,13 @@ def test_in_blocks_and_by_rows_equal_one_pass(rows, backend):
     np.testing.assert_array_equal(got, whole * x)
 
 
+@pytest.mark.parametrize("inner", [7, 1])
 @pytest.mark.parametrize("into", ["contiguous", "strided", "none"])
-def test_matmul_into_equals_standard_matmul(into, backend):
-    """The product into a given array (NumPy's out=, also into a strided view) equals the standard a @ b."""
+def test_matmul_into_equals_standard_matmul(into, inner, backend):
+    """The product into a given array (NumPy's out=, also into a strided view) equals the standard a @ b,
+    also with an inner dimension of 1 (an outer product, which NumPy computes by multiplying)."""
     rng = np.random.default_rng(3)
-    a, b = rng.standard_normal((2, 5, 7)), rng.standard_normal((2, 7, 4))
+    a, b = rng.standard_normal((2, 5, inner)), rng.standard_normal((2, inner, 4))
     expected = a @ b  # NumPy's own product of fresh arrays: the standard version
     xa, xb = to_backend(a, backend), to_backend(b, backend)
     xp = ledref.backend.namespace(backend)
