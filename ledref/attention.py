@@ -221,10 +221,9 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
             totals += xp.sum(global_weights, axis=-1, keepdims=True)
             into = buffer("global part", (n, length, d))
             mixed[..., :d] += matmul_into(global_weights, v_at_globals[row, h0:h1, ...], into)
-        # a pad row's output is 0: its sum is taken as infinite (a pad row whose keys are all pad sums to 0
-        # without the shift); any other row sums to at least exp(-UNSHIFTED_BOUND) then, and to at least 1
-        # with the shift, so that the smallest normal number changes no sum
-        totals = xp.maximum(totals, xp.full_like(totals, xp.finfo(q.dtype).smallest_normal))
+        # a pad row's output is 0: its sum is taken as infinite (without the shift, a pad row whose keys
+        # are all pad sums to 0). Any other row sees its own key, in the band or as a global slot: its sum
+        # is at least exp(-UNSHIFTED_BOUND) without the shift, at least 1 with it
         totals = xp.where(mask[row, None, :, None] != 0, totals, xp.full_like(totals, xp.inf))
         mixed[..., :d] /= totals
         out[row, h0:h1, ...] = mixed[..., :d]

@@ -100,8 +100,8 @@ def matmul_into(a, b, out):
     not have): the same numbers without a fresh array, and `out` stays in cache when reused. Elsewhere
     the standard `a @ b`, a new array. Use the returned array."""
     if namespace_name(array_namespace(a)) == "numpy":
-        if a.shape[-1] == 1:  # an outer product, which NumPy's matmul does not hand to BLAS: the same
-            return np.multiply(a, b, out=out)  # single products, several times faster
+        if a.ndim > 1 and b.ndim > 1 and a.shape[-1] == 1:  # an outer product, which NumPy's matmul does
+            return np.multiply(a, b, out=out)  # not hand to BLAS: the same single products, several times faster
         return np.matmul(a, b, out=out)
     return a @ b
 
