@@ -185,9 +185,8 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
         scratch = buffer("scores", (n * rows * (rows + 2 * w),))
         keys, values = buffer("keys", (n, length, d)), buffer("values", (n, length, d + 1))
         keys[...] = k[row, h0:h1, ...]
-        norms = _norms_for_bounds(q[row:row + 1, h0:h1, ...], keys[None, ...],
-                                  k_at_globals[row:row + 1, h0:h1, ...] if x else None)
-        shifts = _chunks_to_shift(norms, 0, 0, n, starts, rows, w, length)
+        norms = _norms_for_bounds(q[row, h0:h1, ...], keys, k_at_globals[row, h0:h1, ...] if x else None)
+        shifts = _chunks_to_shift(norms, rows, w, length)
         values[..., :d] = v[row, h0:h1, ...]
         values[..., d] = 1.0
         mixed = buffer("mixed", (n, length, d + 1))  # [h, L, d + 1]: the weighted values, then the row sums
@@ -248,8 +247,8 @@ UNSHIFTED_BOUND = 30.0
 
 
 def _norms_for_bounds(q, k, k_at_globals):
-    """On NumPy, where reading a number back is free: the lengths of the queries and keys [B, H, L] (and of
-    the global keys [B, H, x]), from which |q.k| <= |q| |k| bounds a chunk's scores. None elsewhere: on a
+    """On NumPy, where reading a number back is free: the lengths of the queries and keys [..., L] (and of
+    the global keys [..., x]), from which |q.k| <= |q| |k| bounds a chunk's scores. None elsewhere: on a
     GPU the kernel reads nothing back, and the usual shifted softmax is used throughout."""
     xp = array_namespace(q)
     if namespace_name(xp) != "numpy":
@@ -258,36 +257,26 @@ def _norms_for_bounds(q, k, k_at_globals):
     return (*lengths, xp.sqrt(xp.vecdot(k_at_globals, k_at_globals)) if k_at_globals is not None else None)
 
 
-def _chunks_to_shift(norms, row, h0, h1, starts, rows, w, length):
-    """Per chunk of queries (heads h0..h1 of batch row `row`, queries s..s+rows against keys s-w..s+rows+w
-    and the global keys), whether its scores might lie beyond UNSHIFTED_BOUND: the product of the longest
-    query and the longest key, as `_scores_may_be_large` for each chunk (the keys counted by blocks of
-    `rows`, a few more than the window when w is not a multiple of it). All True without norms."""
+def _chunks_to_shift(norms, rows, w, length):
+    """Per chunk of `rows` queries (queries s..s+rows against keys s-w..s+rows+w and the global keys),
+    whether its scores might lie beyond UNSHIFTED_BOUND: the product of the longest query and the longest
+    key over the heads of `norms` ([h, L] and [h, x], from _norms_for_bounds), the keys counted by blocks
+    of `rows` (a few more than the window when w is not a multiple of it). All True without norms."""
+    blocks = -(-length // rows)
     if norms is None:
-        return [True] * len(starts)
+        return [True] * blocks
     q_len, k_len, global_len = norms
     xp = array_namespace(q_len)
-    blocks = -(-length // rows)
 
     def block_maxima(a):  # the longest over the heads in each block of `rows` positions (norms are >= 0)
-        a = xp.concat([xp.max(a[row, h0:h1, :], axis=0), xp.zeros(blocks * rows - length, dtype=a.dtype)])
+        a = xp.concat([xp.max(a, axis=0), xp.zeros(blocks * rows - length, dtype=a.dtype)])
         return xp.max(xp.reshape(a, (blocks, rows)), axis=1).tolist()  # NumPy only: norms exist there alone
 
     q_top, k_top = block_maxima(q_len), block_maxima(k_len)
-    g_top = float(xp.max(global_len[row, h0:h1, :])) if global_len is not None else 0.0
+    g_top = float(xp.max(global_len)) if global_len is not None else 0.0
     # the blocks that hold a chunk's keys: all of them when w is a multiple of `rows`, else a few more
     return [q_top[c] * max(max(k_top[max(c * rows - w, 0) // rows:(min((c + 1) * rows + w, length) - 1) // rows + 1]),
-                           g_top) > UNSHIFTED_BOUND for c in range(len(starts))]
-
-
-def _scores_may_be_large(norms, row, h0, h1, s, e, lo, hi):
-    """Whether queries s..e of heads h0..h1 against keys lo..hi and the global keys might score beyond
-    UNSHIFTED_BOUND (the product of the longest query and the longest key)."""
-    q_len, k_len, global_len = norms
-    longest_key = float(k_len[row, h0:h1, lo:hi].max())
-    if global_len is not None:
-        longest_key = max(longest_key, float(global_len[row, h0:h1, :].max()))
-    return float(q_len[row, h0:h1, s:e].max()) * longest_key > UNSHIFTED_BOUND
+                           g_top) > UNSHIFTED_BOUND for c in range(blocks)]
 
 
 def band_matrix_attention(q, k, v, mask, slots, w, output_attentions=False):

@@ -136,7 +136,7 @@ def test_softmax_with_and_without_the_max_subtracted(scale, large, n_global):
     """NumPy's band kernel skips the row maximum where |q| |k| bounds every score within UNSHIFTED_BOUND.
     Both sides of the bound equal the dense rule, including pad rows whose whole window is pad (whose
     unshifted sum is 0) and rows that reach only global keys."""
-    from ledref.attention import UNSHIFTED_BOUND, _norms_for_bounds, _projections, _scores_may_be_large
+    from ledref.attention import UNSHIFTED_BOUND, _norms_for_bounds, _projections
     rng = np.random.default_rng(n_global)
     heads, dim, length, w = 2, 8, 40, 3
     weights = {name: {"weight": rng.normal(size=(dim, dim)) * scale, "bias": rng.normal(size=dim) * scale}
@@ -147,8 +147,8 @@ def test_softmax_with_and_without_the_max_subtracted(scale, large, n_global):
     mask[:, rng.choice(20, size=n_global, replace=False)] = 2
     slots = global_slots(mask)
     q, k, _ = _projections(h, heads, weights["query"], weights["key"], weights["value"])
-    norms = _norms_for_bounds(q, k, None)
-    assert _scores_may_be_large(norms, 0, 0, heads, 0, length, 0, length) == large, UNSHIFTED_BOUND
+    q_len, k_len, _ = _norms_for_bounds(q, k, None)
+    assert (float(q_len[0].max()) * float(k_len[0].max()) > UNSHIFTED_BOUND) == large, UNSHIFTED_BOUND
     band = SELF_ATTENTION["band"](h, mask, slots, w, heads, output_attentions=True, **weights)
     dense = dense_self_attention(h, mask, slots, w, heads, output_attentions=True, **weights)
     assert not np.isnan(band[0]).any()
@@ -184,22 +184,31 @@ def test_chunks_masked_by_their_triangles_equal_dense(w):
         close(a, r, name)
 
 
+def chunk_bound(norms, s, e, lo, hi):
+    """The softmax bound of one chunk from its own rows: whether queries s..e against keys lo..hi and the
+    global keys might score beyond UNSHIFTED_BOUND (the longest query times the longest key)."""
+    from ledref.attention import UNSHIFTED_BOUND
+    q_len, k_len, global_len = norms
+    longest_key = max(float(k_len[:, lo:hi].max()), float(global_len.max()))
+    return float(q_len[:, s:e].max()) * longest_key > UNSHIFTED_BOUND
+
+
 @pytest.mark.parametrize("rows, w, length", [(16, 32, 200), (16, 20, 201), (128, 512, 2048), (7, 3, 50)])
 def test_chunks_to_shift_agree_with_the_bound_of_each_chunk(rows, w, length):
     """The band kernel's per-chunk decision (maxima by blocks of `rows`) against the bound of each chunk's
-    own queries and keys (_scores_may_be_large): equal where w is a multiple of `rows`, and never unshifted
-    where the chunk's own bound says shift."""
-    from ledref.attention import _chunks_to_shift, _scores_may_be_large
+    own queries and keys: equal where w is a multiple of `rows`, and never unshifted where the chunk's own
+    bound says shift."""
+    from ledref.attention import _chunks_to_shift
     rng = np.random.default_rng(length)
     heads = 3
     for _ in range(20):
         scale = rng.choice([0.5, 2.0, 6.0])  # products of norms around the bound of 30
         norms = tuple(np.abs(rng.normal(size=shape)) * scale * np.where(rng.random(shape) < 0.05, 4.0, 1.0)
-                      for shape in ((1, heads, length), (1, heads, length), (1, heads, 1)))
-        starts = range(0, length, rows)
-        got = _chunks_to_shift(norms, 0, 0, heads, starts, rows, w, length)
-        own = [_scores_may_be_large(norms, 0, 0, heads, s, min(s + rows, length), max(s - w, 0),
-                                    min(s + rows + w, length)) for s in starts]
+                      for shape in ((heads, length), (heads, length), (heads, 1)))
+        got = _chunks_to_shift(norms, rows, w, length)
+        own = [chunk_bound(norms, s, min(s + rows, length), max(s - w, 0), min(s + rows + w, length))
+               for s in range(0, length, rows)]
+        assert len(got) == len(own)
         assert all(g or not o for g, o in zip(got, own))
         if w % rows == 0:
             assert got == own
