@@ -1,6 +1,8 @@
 """ledref against transformers on a led-base-sized random LED: encoder and full forward at 1k..16k tokens,
 and greedy generation of 64 new tokens from a 4,096-token source, timed twice: `generate` on the source
-(encoder and decoding), and decoding alone (the encoder's output given to `generate`).
+(encoder and decoding), and decoding alone (the encoder's output given to `generate`). Where decoding time
+goes: the matrix products of one decoding step on their own (linears, cross-attention over the 4,096-token
+cache, LM head), as NumPy runs ledref's and as torch runs transformers'.
 
     python benchmarks/encoder_speed.py [--lengths 1024 2048 4096 8192 16384] [--repeats 2] [--skip-decode]
 
@@ -34,6 +36,14 @@ def worker(args):
     """One measurement in this process: prints a JSON line with seconds and peak RSS."""
     import numpy as np
     which, task, path, length = args.worker, args.task, args.path, args.length
+    if task == "step_products":
+        if which == "transformers":
+            import torch
+            with torch.no_grad():
+                print(json.dumps(step_products(which)))
+        else:
+            print(json.dumps(step_products(which)))
+        return
     rng = np.random.default_rng(0)
     ids = rng.integers(3, SHAPE["vocab_size"], (1, length))
     gm = np.zeros_like(ids)
@@ -80,6 +90,61 @@ def worker(args):
         result["new_tokens"] = int(out.shape[1]) - 1  # after the decoder start token
         result["tokens_per_second"] = result["new_tokens"] / seconds
     print(json.dumps(result))
+
+
+def step_products(which, steps=64):
+    """Median milliseconds per decoding step of its matrix products, by kind, with nothing else of the
+    step: led-base shapes, a 4,096-token cross-attention cache of 12 heads, one new token. NumPy takes
+    the products as ledref's decoder does (x @ W.T + b; per-head scores and probabilities x values as one
+    stacked matmul); torch as transformers' eager attention does (linear, matmul)."""
+    import numpy as np
+    d, f, heads, source, vocab = (SHAPE["d_model"], SHAPE["decoder_ffn_dim"], SHAPE["decoder_attention_heads"],
+                                  4096, SHAPE["vocab_size"])
+    rng = np.random.default_rng(0)
+
+    def rand(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    layers = [dict(square=[(rand(d, d), rand(d)) for _ in range(6)],  # self q, k, v, out; cross q, out
+                   fc1=(rand(f, d), rand(f)), fc2=(rand(d, f), rand(d)),
+                   k=rand(1, heads, source, d // heads), v=rand(1, heads, source, d // heads))
+              for _ in range(SHAPE["decoder_layers"])]
+    head = (rand(vocab, d), rand(vocab))
+    x, x_ffn = rand(1, 1, d), rand(1, 1, f)
+    q, p = rand(1, heads, 1, d // heads), rand(1, heads, 1, source)
+    if which == "transformers":
+        import torch
+        convert = torch.from_numpy
+        linear, transpose = torch.nn.functional.linear, lambda a: a.transpose(-1, -2)
+    else:
+        convert = np.asarray
+        linear, transpose = (lambda x, w, b: x @ w.T + b), (lambda a: np.swapaxes(a, -1, -2))
+    layers = [{k: [tuple(map(convert, wb)) for wb in v] if k == "square" else
+               tuple(map(convert, v)) if k.startswith("fc") else convert(v) for k, v in layer.items()}
+              for layer in layers]
+    head, x, x_ffn, q, p = tuple(map(convert, head)), convert(x), convert(x_ffn), convert(q), convert(p)
+    times = {"linears": [], "cross_attention": [], "lm_head": []}
+    for _ in range(steps + 2):
+        spent = dict.fromkeys(times, 0.0)
+        for layer in layers:
+            start = time.perf_counter()
+            for w, b in layer["square"]:
+                linear(x, w, b)
+            linear(x, *layer["fc1"])
+            linear(x_ffn, *layer["fc2"])
+            middle = time.perf_counter()
+            q @ transpose(layer["k"])
+            p @ layer["v"]
+            spent["linears"] += middle - start
+            spent["cross_attention"] += time.perf_counter() - middle
+        start = time.perf_counter()
+        linear(x, *head)
+        spent["lm_head"] += time.perf_counter() - start
+        for k in times:
+            times[k].append(spent[k])
+    result = {k: 1e3 * float(np.median(v[2:])) for k, v in times.items()}  # the first two warm up
+    result["total"] = sum(result.values())
+    return result
 
 
 def sgemm_rate():
@@ -167,6 +232,15 @@ def main():
                     best[which] = r
         results[task] = best
         print(task, "tokens/s:", {k: round(v["tokens_per_second"], 2) for k, v in best.items()}, flush=True)
+    if not args.skip_decode:  # the run with the smallest total of --repeats
+        best = {}
+        for _ in range(args.repeats):
+            for which in ("ledref", "transformers"):
+                r = run(which, "step_products", path, 4096)
+                if which not in best or r["total"] < best[which]["total"]:
+                    best[which] = r
+        results["step_products_ms"] = best
+        print("matrix products of one decoding step, ms:", json.dumps(best), flush=True)
     with open(os.path.join(HERE, "results", "encoder_speed.json"), "w") as f:
         json.dump(results, f, indent=2)
     plot(results)
