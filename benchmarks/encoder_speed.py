@@ -37,12 +37,7 @@ def worker(args):
     import numpy as np
     which, task, path, length = args.worker, args.task, args.path, args.length
     if task == "step_products":
-        if which == "transformers":
-            import torch
-            with torch.no_grad():
-                print(json.dumps(step_products(which)))
-        else:
-            print(json.dumps(step_products(which)))
+        print(json.dumps(step_products(which)))
         return
     rng = np.random.default_rng(0)
     ids = rng.integers(3, SHAPE["vocab_size"], (1, length))
@@ -101,9 +96,16 @@ def step_products(which, steps=64):
     d, f, heads, source, vocab = (SHAPE["d_model"], SHAPE["decoder_ffn_dim"], SHAPE["decoder_attention_heads"],
                                   4096, SHAPE["vocab_size"])
     rng = np.random.default_rng(0)
+    if which == "transformers":
+        import torch
+        convert = torch.from_numpy  # plain tensors: no gradients are recorded
+        linear, transpose = torch.nn.functional.linear, lambda a: a.transpose(-1, -2)
+    else:
+        convert = np.asarray
+        linear, transpose = (lambda x, w, b: x @ w.T + b), (lambda a: np.swapaxes(a, -1, -2))
 
     def rand(*shape):
-        return rng.standard_normal(shape, dtype=np.float32)
+        return convert(rng.standard_normal(shape, dtype=np.float32))
 
     layers = [dict(square=[(rand(d, d), rand(d)) for _ in range(6)],  # self q, k, v, out; cross q, out
                    fc1=(rand(f, d), rand(f)), fc2=(rand(d, f), rand(d)),
@@ -112,17 +114,6 @@ def step_products(which, steps=64):
     head = (rand(vocab, d), rand(vocab))
     x, x_ffn = rand(1, 1, d), rand(1, 1, f)
     q, p = rand(1, heads, 1, d // heads), rand(1, heads, 1, source)
-    if which == "transformers":
-        import torch
-        convert = torch.from_numpy
-        linear, transpose = torch.nn.functional.linear, lambda a: a.transpose(-1, -2)
-    else:
-        convert = np.asarray
-        linear, transpose = (lambda x, w, b: x @ w.T + b), (lambda a: np.swapaxes(a, -1, -2))
-    layers = [{k: [tuple(map(convert, wb)) for wb in v] if k == "square" else
-               tuple(map(convert, v)) if k.startswith("fc") else convert(v) for k, v in layer.items()}
-              for layer in layers]
-    head, x, x_ffn, q, p = tuple(map(convert, head)), convert(x), convert(x_ffn), convert(q), convert(p)
     times = {"linears": [], "cross_attention": [], "lm_head": []}
     for _ in range(steps + 2):
         spent = dict.fromkeys(times, 0.0)
