@@ -24,7 +24,6 @@ The kernel-level functions take projected tensors q, k, v [B, H, L, d] (q alread
 """
 
 import math
-import threading
 
 from array_api_compat import array_namespace, device
 
@@ -164,7 +163,7 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
     workspace = Workspace() if workspace is None else workspace  # a call of its own shares within the call
 
     def buffer(name, shape):  # this thread's buffer, reused
-        return workspace.array((name, threading.get_ident()), xp, shape, q.dtype, dev)
+        return workspace.thread_array(name, xp, shape, q.dtype, dev)
 
     masks = workspace.value(("band masks", w, rows), lambda: _band_masks(xp, mask, rows, w, q.dtype))
     k_at_globals = _at_positions(k, positions) if x else None  # [B, H, x, d]

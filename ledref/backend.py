@@ -3,6 +3,7 @@ that knows the backends by name and moves arrays between NumPy (where checkpoint
 
 import importlib
 import os
+import threading
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 
@@ -112,6 +113,11 @@ class Workspace:
         if a is None or tuple(a.shape) != tuple(shape) or a.dtype != dtype:
             a = self._arrays[name] = xp.empty(shape, dtype=dtype, device=device)
         return a
+
+    def thread_array(self, name, xp, shape, dtype, device):
+        """`array` kept apart for each thread: the buffer of the calling thread, for work that
+        parallel_map shares among threads."""
+        return self.array((name, threading.get_ident()), xp, shape, dtype, device)
 
     def value(self, key, make):
         """make(), computed the first time `key` is asked for and remembered for the rest of the pass."""

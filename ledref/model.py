@@ -6,7 +6,6 @@ T decoder length, D model dim, H heads, d head dim, V vocabulary.
 """
 
 import math
-import threading
 
 from array_api_compat import array_namespace, device
 
@@ -56,7 +55,7 @@ def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attent
             if workspace is None:
                 return None
             size = (h.shape[0], row_chunk(xp) or h.shape[1], width)
-            return workspace.array((name, threading.get_ident()), xp, size, h.dtype, device(h))[:, :h.shape[1], :]
+            return workspace.thread_array(name, xp, size, h.dtype, device(h))[:, :h.shape[1], :]
 
         dim, ffn = fc2["weight"].shape
         attended = linear(a, **self_attn["output"], out=buffer("attention", dim))
