@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from .errors import CheckpointNotFoundError, ConfigError
-from .functional import ACTIVATIONS
+from .reference.functional import ACTIVATIONS
 
 # transformers' LEDConfig.attribute_map: alias -> field
 ALIASES = {

@@ -9,217 +9,28 @@ import math
 
 from array_api_compat import array_namespace, device
 
-from . import inputs
-from .attention import SELF_ATTENTION, decoder_attention, global_slots
-from .backend import (Workspace, elementwise_chunk, input_namespace, namespace, namespace_name, row_chunk, small_pages,
-                      to_namespace)
+from . import fast, inputs, reference
+from .backend import input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
-from .functional import ACTIVATIONS, by_rows, finfo_min, in_blocks, layer_norm, linear, log_softmax
+from .reference.attention import global_slots
+from .reference.functional import linear
+from .reference.model import lm_head
 from .generation import GenerationConfig, generate
 from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
                       LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
 
 DTYPES = ("float32", "float64")
+IMPLEMENTATIONS = ("band", "band_matrix", "dense")  # "band": ledref.fast; the others: ledref.reference
 
 
 def _check_options(dtype, attn_implementation):
     if dtype not in DTYPES:
         raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
-    if attn_implementation not in SELF_ATTENTION:
-        raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(SELF_ATTENTION)}")
-
-
-# ---------------------------------------------------------------------------------------------- encoder
-
-def encoder_layer(h, mask, slots, window, n_heads, act, attention, output_attentions,
-                  self_attn, self_attn_layer_norm, fc1, fc2, final_layer_norm, record=None, workspace=None,
-                  out=None):
-    """One post-LN encoder layer.   [B, Lp, D] -> [B, Lp, D], local probs, global probs
-    `workspace` (backend.Workspace; band attention only) lends the attention its buffers; `out`, if
-    given, receives the layer's output (it must not be h), and with a workspace the attention's output
-    before it."""
-    extra = {"record": record} if record else {}
-    if workspace is not None:  # the attention's output goes to `out`, which the position-wise work then
-        extra.update(workspace=workspace, out=out)  # writes over, a chunk of rows after reading it
-    a, probs, global_probs = attention(h, mask, slots, window // 2, n_heads,
-                                       output_attentions=output_attentions or bool(record),
-                                       **self_attn["longformer_self_attn"], **extra)
-
-    def position_wise(h, a):  # everything after attention works token by token: done in row chunks
-        xp = array_namespace(h)
-
-        def buffer(name, width):  # with a workspace: this thread's buffer, reused chunk after chunk
-            if workspace is None:
-                return None
-            size = (h.shape[0], row_chunk(xp) or h.shape[1], width)
-            return workspace.thread_array(name, xp, size, h.dtype, device(h))[:, :h.shape[1], :]
-
-        dim, ffn = fc2["weight"].shape
-        attended = linear(a, **self_attn["output"], out=buffer("attention", dim))
-        attended += h
-        attended = layer_norm(attended, **self_attn_layer_norm, overwrite=True)
-        inner = in_blocks(act, linear(attended, **fc1, out=buffer("ffn", ffn)), rows=elementwise_chunk(xp))
-        out = linear(inner, **fc2, out=buffer("output", dim))
-        out += attended
-        return layer_norm(out, **final_layer_norm, overwrite=True)
-
-    out = by_rows(position_wise, h, a, rows=row_chunk(array_namespace(h)), out=out)
-    if record:
-        record("local_probs", probs)
-        if global_probs is not None:
-            record("global_probs", global_probs)
-        record("attention_output", a)
-        record("output", out)
-    return out, probs, global_probs
-
-
-def _encoder(params, config, input_ids, mask, attn_implementation="band", output_attentions=False,
-            output_hidden_states=False, progress=None, recorder=None, slots=None):
-    """input_ids [B, L], mask [B, L] merged (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
-
-    Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, unpads
-    everything but `global_attentions`, which transformers returns at the padded length.
-    `progress`, if given, is called after each layer; `recorder` (ledref.recorder.Recorder) receives
-    the intermediates, named encoder.embeddings and encoder.layers.<i>.<name>. `slots` is
-    attention.global_slots(mask): computed here when not given, which reads the mask's global count (a
-    device-to-host transfer on a GPU); the model classes pass it in, so the forward pass itself reads
-    nothing back.
-    """
-    xp = array_namespace(input_ids)
-    enc, shared = params["encoder"], params["shared"]["weight"]
-    b, length = input_ids.shape
-    padded = math.ceil(length / config.max_attention_window) * config.max_attention_window
-    fill = padded - length
-    if fill:
-        input_ids = xp.concat([input_ids, xp.full((b, fill), config.pad_token_id, dtype=input_ids.dtype,
-                                                  device=device(input_ids))], axis=1)
-        mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
-    h = xp.reshape(xp.take(shared, xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))  # [B, Lp, D]
-    h += enc["embed_positions"]["weight"][:padded, :]  # h is new: worked on in place, in row chunks
-    h = by_rows(lambda x: layer_norm(x, **enc["layernorm_embedding"], overwrite=True), h,
-                rows=row_chunk(xp), out=h)
-    if recorder:
-        recorder("encoder.embeddings", h)
-    slots = global_slots(mask) if slots is None else slots
-    act, attention = ACTIVATIONS[config.activation_function], SELF_ATTENTION[attn_implementation]
-    hidden, attentions, global_attentions = [], [], []
-    # buffers shared by the layers, when no layer's arrays are kept; the hidden states go to two arrays in
-    # turn, the embeddings' and one more: a layer writes over the array its predecessor read
-    workspace = Workspace() if attn_implementation == "band" and not (recorder or output_hidden_states) else None
-    spare = workspace.array("hidden", xp, h.shape, h.dtype, device(h)) if workspace else None
-    for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
-        if output_hidden_states:
-            hidden.append(h)
-        record = recorder.scope(f"encoder.layers.{i}") if recorder else None
-        previous = h
-        h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
-                                               attention, output_attentions, **layer, record=record,
-                                               workspace=workspace, out=spare)
-        spare = previous if workspace else None
-        attentions.append(probs)
-        global_attentions.append(global_probs)
-        if progress is not None:
-            progress()
-    if output_hidden_states:
-        hidden.append(h)
-    return LEDEncoderBaseModelOutput(
-        last_hidden_state=h[:, :length, :],
-        hidden_states=tuple(s[:, :length, :] for s in hidden) if output_hidden_states else None,
-        attentions=tuple(p[:, :, :length, :] for p in attentions) if output_attentions else None,
-        global_attentions=tuple(global_attentions) if output_attentions and slots[2] else None,
-    )
-
-
-# ---------------------------------------------------------------------------------------------- decoder
-
-def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past,
-                  self_attn, self_attn_layer_norm, encoder_attn, encoder_attn_layer_norm, fc1, fc2,
-                  final_layer_norm, record=None):
-    """One post-LN decoder layer. past: (self k, self v, cross k, cross v) or None.
-    Returns h [B, T, D], self probs, cross probs, the layer's new cache entry."""
-    a, self_probs, (k, v) = decoder_attention(h, h, n_heads, additive_mask=self_mask,
-                                              past=None if past is None else past[:2], **self_attn)
-    h = layer_norm(h + a, **self_attn_layer_norm)
-    a, cross_probs, (ck, cv) = decoder_attention(h, None if past is not None else enc_h, n_heads,
-                                                 additive_mask=cross_mask,
-                                                 past=None if past is None else past[2:], **encoder_attn)
-    h = layer_norm(h + a, **encoder_attn_layer_norm)
-    h = layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
-    if record:
-        record("self_attn_probs", self_probs)
-        record("cross_attn_probs", cross_probs)
-        record("output", h)
-    return h, self_probs, cross_probs, (k, v, ck, cv)
-
-
-def _decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
-            decoder_attention_mask=None, past_key_values=None, output_attentions=False,
-            output_hidden_states=False, recorder=None):
-    """decoder_input_ids [B, T] attending to encoder_hidden_states [B, L, D].
-
-    decoder_attention_mask covers past and new tokens [B, past + T]; encoder_attention_mask [B, L].
-    Masks are additive (0 or the dtype's finfo.min), as transformers' eager attention.
-    Returns (h [B, T, D], hidden states, self probs, cross probs, cache).
-    """
-    xp = array_namespace(decoder_input_ids)
-    dec, shared = params["decoder"], params["shared"]["weight"]
-    b, t = decoder_input_ids.shape
-    past_len = 0 if past_key_values is None else past_key_values[0][0].shape[2]
-    h = xp.reshape(xp.take(shared, xp.reshape(decoder_input_ids, (-1,)), axis=0), (b, t, -1))  # [B, T, D]
-    h = layer_norm(h + dec["embed_positions"]["weight"][past_len:past_len + t, :], **dec["layernorm_embedding"])
-    if recorder:
-        recorder("decoder.embeddings", h)
-    neg = finfo_min(h)
-    zero = xp.zeros((), dtype=h.dtype, device=device(h))
-    self_mask = None  # one new token and no padding: it sees every key, nothing to mask
-    if t > 1 or decoder_attention_mask is not None:
-        query_pos = xp.arange(past_len, past_len + t, device=device(h))
-        key_pos = xp.arange(past_len + t, device=device(h))
-        allowed = (key_pos[None, :] <= query_pos[:, None])[None, None, :, :]  # [1, 1, T, past + T] causal
-        if decoder_attention_mask is not None:
-            allowed = allowed & (decoder_attention_mask == 1)[:, None, None, :]
-        self_mask = xp.where(allowed, zero, neg)
-    cross_mask = None
-    if encoder_attention_mask is not None:
-        cross_mask = xp.where((encoder_attention_mask == 1)[:, None, None, :], zero, neg)  # [B, 1, 1, L]
-    act = ACTIVATIONS[config.activation_function]
-    hidden, self_attns, cross_attns, cache = [], [], [], []
-    for i, layer in enumerate(dec["layers"]):
-        hidden.append(h)
-        past = None if past_key_values is None else past_key_values[i]
-        record = recorder.scope(f"decoder.layers.{i}") if recorder else None
-        h, self_probs, cross_probs, entry = decoder_layer(h, encoder_hidden_states, self_mask, cross_mask,
-                                                          config.decoder_attention_heads, act, past, **layer,
-                                                          record=record)
-        self_attns.append(self_probs)
-        cross_attns.append(cross_probs)
-        cache.append(entry)
-    hidden.append(h)
-    return (h, tuple(hidden) if output_hidden_states else None,
-            tuple(self_attns) if output_attentions else None,
-            tuple(cross_attns) if output_attentions else None, tuple(cache))
-
-
-def encoder(params, config, input_ids, *args, **kwargs):
-    with small_pages(array_namespace(input_ids)):
-        return _encoder(params, config, input_ids, *args, **kwargs)
-
-
-def decoder(params, config, decoder_input_ids, *args, **kwargs):
-    with small_pages(array_namespace(decoder_input_ids)):
-        return _decoder(params, config, decoder_input_ids, *args, **kwargs)
-
-
-encoder.__doc__, decoder.__doc__ = _encoder.__doc__, _decoder.__doc__
-
-
-def lm_head(h, params):
-    """Logits of the tied LM head: h @ shared.T + final_logits_bias.   [B, T, D] -> [B, T, V]"""
-    xp = array_namespace(h)
-    return h @ xp.matrix_transpose(params["shared"]["weight"]) + params["final_logits_bias"]
+    if attn_implementation not in IMPLEMENTATIONS:
+        raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(IMPLEMENTATIONS)}")
 
 
 def shift_tokens_right(ids, pad_token_id, decoder_start_token_id):
@@ -231,6 +42,13 @@ def shift_tokens_right(ids, pad_token_id, decoder_start_token_id):
 
 
 # ---------------------------------------------------------------------------------------------- losses
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) along `axis`, computed as x - max - log(sum exp(x - max)) to stay finite."""
+    xp = array_namespace(x)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
 
 def cross_entropy(logits, labels, ignore_index=-100):
     """Mean cross-entropy over the labels that are not ignore_index (NaN when all are), as torch.
@@ -295,6 +113,23 @@ class LEDPreTrainedModel:
         """The encoder alone: `model.encoder(input_ids, attention_mask, global_attention_mask, ...)`."""
         return LEDEncoder(self)
 
+    # -- which forward pass runs: ledref.fast for "band", the reference for "dense" and "band_matrix" and
+    #    whenever a recorder is given (the reference names every intermediate)
+
+    def _run_encoder(self, params, input_ids, mask, slots, output_attentions, output_hidden_states, progress=None,
+                     recorder=None):
+        if self.attn_implementation == "band" and recorder is None:
+            return fast.encoder(params, self.config, input_ids, mask, output_attentions, output_hidden_states, slots,
+                                progress)
+        implementation = "band_matrix" if self.attn_implementation == "band" else self.attn_implementation
+        return reference.encoder(params, self.config, input_ids, mask, implementation, output_attentions,
+                                 output_hidden_states, slots, progress, recorder)
+
+    def _run_decoder(self, params, *args, recorder=None):
+        if self.attn_implementation == "band" and recorder is None:
+            return fast.decoder(params, self.config, *args)
+        return reference.decoder(params, self.config, *args, recorder=recorder)
+
     # -- argument handling shared by every head
 
     def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
@@ -329,9 +164,8 @@ class LEDPreTrainedModel:
             mask = attention_mask
         if global_attention_mask is not None:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
-        out = encoder(params, config, input_ids, mask, self.attn_implementation,
-                      output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                      progress=progress, recorder=recorder, slots=global_slots(mask))
+        out = self._run_encoder(params, input_ids, mask, global_slots(mask), output_attentions, output_hidden_states,
+                                progress, recorder)
         return input_ids, attention_mask, out
 
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
@@ -370,9 +204,9 @@ class LEDPreTrainedModel:
         if decoder_attention_mask is not None:
             decoder_attention_mask = inputs.binary_mask(decoder_attention_mask, xp, "decoder_attention_mask",
                                                         (batch, past_len + t))
-        h, hidden, self_attns, cross_attns, cache = decoder(
-            params, config, decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
-            past_key_values, output_attentions, output_hidden_states, recorder)
+        h, hidden, self_attns, cross_attns, cache = self._run_decoder(
+            params, decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
+            past_key_values, output_attentions, output_hidden_states, recorder=recorder)
         out = LEDSeq2SeqModelOutput(
             last_hidden_state=h, past_key_values=cache if use_cache else None, decoder_hidden_states=hidden,
             decoder_attentions=self_attns, cross_attentions=cross_attns,
@@ -461,8 +295,8 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
         """One decoding step on checked arrays of the model's backend, without the argument checks of
         forward: (logits of the last position [B, V], cache)."""
         params = self._params_for(array_namespace(encoder_hidden_states))
-        h, _, _, _, cache = decoder(params, self.config, decoder_input_ids, encoder_hidden_states, attention_mask,
-                                    None, past_key_values)
+        h, _, _, _, cache = self._run_decoder(params, decoder_input_ids, encoder_hidden_states, attention_mask, None,
+                                              past_key_values)
         return lm_head(h[:, -1:, :], params)[:, 0, :], cache
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,

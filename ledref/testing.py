@@ -42,7 +42,8 @@ Returns:
   token j; slots a row does not use are uniform 1/L; None when no token of the batch is global.
 
 Any array type NumPy can read (np.asarray, or torch tensors on any device) is accepted; every tensor is
-compared in float64 with the reference `ledref.attention.longformer_attention(..., implementation="dense")`
+compared in float64 with the reference, `ledref.reference.attention.longformer_attention` with
+implementation="dense"
 (element bad when `|ours - ref| > atol + rtol * |ref|`). A kernel that raises fails that case.
 
 The suite
@@ -155,23 +156,23 @@ CATALOGUE = [
 # ------------------------------------------------------------------------------------------ running
 
 def reference(case):
-    """The oracle's (output, local_probs, global_probs) of a case (cached for the catalogue's cases)."""
+    """The oracle's (output, local_probs, global_probs) of a case: ledref's reference with the local rows
+    by the dense rule (cached for the catalogue's cases)."""
     if case in _reference_cache:
         return _reference_cache[case]
-    from .attention import longformer_attention
-    result = longformer_attention(**_positional(case.inputs()), implementation="dense")
+    from .reference.attention import global_slots, longformer_attention, take_positions
+    inputs = case.inputs()
+    mask = inputs["attention_mask"]
+    slots = global_slots(mask)
+    result = longformer_attention(inputs["q"], inputs["k"], inputs["v"], take_positions(inputs["q_global"], slots[0], 1),
+                                  inputs["k_global"], inputs["v_global"], mask, slots, inputs["one_sided_window"],
+                                  implementation="dense")
     if case in CATALOGUE:
         _reference_cache[case] = result
     return result
 
 
 _reference_cache = {}
-
-
-def _positional(inputs):
-    return dict(q=inputs["q"], k=inputs["k"], v=inputs["v"], q_global=inputs["q_global"],
-                k_global=inputs["k_global"], v_global=inputs["v_global"], mask=inputs["attention_mask"],
-                one_sided_window=inputs["one_sided_window"])
 
 
 @dataclass

@@ -220,7 +220,7 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     from matplotlib.colors import to_rgba
     from matplotlib.patches import ConnectionPatch
 
-    from .attention import band_self_attention, global_slots
+    from .reference.attention import global_slots, self_attention
     global_positions = sorted(global_positions)  # slots are in position order
     rng = np.random.default_rng(seed)
     mask = np.ones((1, length), dtype=np.int64)
@@ -230,8 +230,7 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     weights = {name: {"weight": rng.normal(size=(d, d)), "bias": rng.normal(size=d)}
                for name in ("query", "key", "value", "query_global", "key_global", "value_global")}
     h = rng.normal(size=(1, length, d))
-    _, local, glob = band_self_attention(h, mask, global_slots(mask), window // 2, 1, output_attentions=True,
-                                         **weights)
+    _, local, glob = self_attention(h, mask, global_slots(mask), window // 2, 1, **weights)
     am, gm = (mask != 0).astype(np.int64), (mask == 2).astype(np.int64)
     dense = to_dense(local, glob, gm, am)[0, 0]
     local = local[0, 0]

@@ -56,16 +56,24 @@ def backend(request):
     HF_DEVICE = "cpu"
 
 
+IMPLEMENTATIONS = ["band", "band_matrix", "dense"]  # the fast path, and the reference's two
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request):
+    """attn_implementation: every parity test runs the fast path and both forms of the reference."""
+    return request.param
+
+
 @pytest.fixture
 def same_operations_everywhere(monkeypatch):
-    """NumPy's band kernel skips the softmax's max subtraction where scores are provably small (tested
-    against the dense rule in test_band_vs_dense), and NumPy's float32 GELU runs in place with two
-    constants folded (functional.IN_PLACE, tested against math.erfc): both round differently from the
-    other backends' operations. Tests that compare backends to the bit turn them off."""
-    import ledref.attention
-    import ledref.functional
-    monkeypatch.setattr(ledref.attention, "UNSHIFTED_BOUND", float("-inf"))
-    monkeypatch.setattr(ledref.functional, "IN_PLACE", {})
+    """NumPy's fast band kernel skips the softmax's max subtraction where scores are provably small, and
+    NumPy's float32 GELU runs in place with two constants folded (both tested in test_fast.py): both round
+    differently from the other backends' operations. Tests that compare backends to the bit turn them off."""
+    import ledref.fast.attention
+    import ledref.fast.functional
+    monkeypatch.setattr(ledref.fast.attention, "UNSHIFTED_BOUND", float("-inf"))
+    monkeypatch.setattr(ledref.fast.functional, "IN_PLACE", {})
 
 
 def to_backend(a, backend):

@@ -9,10 +9,22 @@ import pytest
 
 import ledref
 from conftest import random_led, require
-from ledref.attention import global_slots
-from ledref.model import decoder, encoder, lm_head
+from ledref import fast, reference
+from ledref.reference.attention import global_slots
+from ledref.reference.model import lm_head
 
 CONVERSIONS = ("__bool__", "__int__", "__float__", "__index__", "__complex__", "__array__", "__dlpack__")
+
+
+def encoder(params, config, ids, mask, implementation, **kwargs):
+    """The encoder an implementation runs: the fast path for "band", the reference otherwise."""
+    if implementation == "band":
+        return fast.encoder(params, config, ids, mask, **kwargs)
+    return reference.encoder(params, config, ids, mask, implementation, **kwargs)
+
+
+def decoder(implementation, *args, **kwargs):
+    return (fast.decoder if implementation == "band" else reference.decoder)(*args, **kwargs)
 
 
 @pytest.mark.parametrize("implementation", ["band", "band_matrix", "dense"])
@@ -36,9 +48,9 @@ def test_forward_pass_makes_no_device_to_host_transfer(implementation, tmp_path,
                                 lambda self, *a, _n=name, _o=original, **k: seen.append(_n) or _o(self, *a, **k))
     out = encoder(params, config, ids, mask, implementation, output_attentions=True, output_hidden_states=True,
                   slots=slots)
-    h, _, _, _, cache = decoder(params, config, dec, out.last_hidden_state, xp.asarray(am))
+    h, _, _, _, cache = decoder(implementation, params, config, dec, out.last_hidden_state, xp.asarray(am))
     lm_head(h, params)
-    step, _, _, _, _ = decoder(params, config, dec[:, -1:], out.last_hidden_state, xp.asarray(am),
+    step, _, _, _, _ = decoder(implementation, params, config, dec[:, -1:], out.last_hidden_state, xp.asarray(am),
                                past_key_values=cache)
     lm_head(step, params)
     monkeypatch.undo()
@@ -97,8 +109,8 @@ def test_forward_pass_stays_on_the_inputs_device(implementation, tmp_path):
     ids, mask, dec = move(input_ids), move(am * (gm + 1)), move(decoder_input_ids)
     out = encoder(params, model.config, ids, mask, implementation, output_attentions=True,
                   slots=global_slots(mask))
-    h, _, _, _, cache = decoder(params, model.config, dec, out.last_hidden_state, move(am))
-    step, _, _, _, _ = decoder(params, model.config, dec[:, -1:], out.last_hidden_state, move(am),
+    h, _, _, _, cache = decoder(implementation, params, model.config, dec, out.last_hidden_state, move(am))
+    step, _, _, _, _ = decoder(implementation, params, model.config, dec[:, -1:], out.last_hidden_state, move(am),
                                past_key_values=cache)
     for array in (out.last_hidden_state, *out.attentions, *out.global_attentions, lm_head(h, params),
                   lm_head(step, params)):
@@ -106,46 +118,3 @@ def test_forward_pass_stays_on_the_inputs_device(implementation, tmp_path):
     reference = model(input_ids, attention_mask=am, global_attention_mask=gm, decoder_input_ids=decoder_input_ids)
     logits = lm_head(h, params).to_device(xp.Device("CPU_DEVICE"))
     np.testing.assert_allclose(ledref.to_numpy(logits), reference.logits, rtol=0, atol=1e-12)
-
-
-def test_small_pages_is_scoped_and_can_be_kept_off(monkeypatch):
-    """The hugepage advice is off only inside the block, and LEDREF_HUGEPAGES=1 leaves NumPy's own."""
-    import numpy as np
-    from array_api_compat import numpy as xp
-    from ledref.backend import small_pages
-    setter = np._core.multiarray._set_madvise_hugepage
-    before = setter(True)
-    try:
-        with small_pages(xp):
-            assert setter(False) is False  # off inside
-        assert setter(True) is True  # restored after
-        monkeypatch.setenv("LEDREF_HUGEPAGES", "1")
-        with small_pages(xp):
-            assert setter(True) is True
-    finally:
-        setter(before)
-
-
-def test_workspace_hands_back_the_same_array_while_it_fits():
-    from ledref.backend import Workspace
-    xp = ledref.backend.namespace("numpy")
-    ws = Workspace()
-    a = ws.array("x", xp, (3, 4), xp.float32, "cpu")
-    assert ws.array("x", xp, (3, 4), xp.float32, "cpu") is a
-    assert ws.array("y", xp, (3, 4), xp.float32, "cpu") is not a
-    assert ws.array("x", xp, (3, 5), xp.float32, "cpu").shape == (3, 5)
-    assert ws.array("x", xp, (3, 5), xp.float64, "cpu").dtype == xp.float64
-    calls = []
-    assert ws.value("k", lambda: calls.append(1) or 7) == 7 and ws.value("k", lambda: calls.append(1) or 8) == 7
-    assert calls == [1]
-
-
-def test_encoder_with_shared_buffers_equals_encoder_without(tmp_path):
-    """The model shares buffers between layers only when nothing per layer is returned: the last hidden
-    state is the same with and without hidden states asked for (which turns the sharing off)."""
-    model = random_led(tmp_path, dtype="float32", attention_window=[4, 8, 4], encoder_layers=3)
-    ids = np.arange(3, 40).reshape(1, -1) % 50 + 3
-    shared = model.encoder(ids).last_hidden_state
-    separate = model.encoder(ids, output_hidden_states=True)
-    np.testing.assert_array_equal(shared, separate.last_hidden_state)
-    np.testing.assert_array_equal(separate.hidden_states[-1], separate.last_hidden_state)

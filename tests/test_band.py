@@ -5,7 +5,7 @@ import pytest
 
 import ledref
 from conftest import to_backend
-from ledref.band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals, undiagonals
+from ledref.reference.band import band_from_dense, band_matmul, band_of_keys, band_scores, diagonals, undiagonals
 
 
 @pytest.mark.parametrize("n, m, width", [(1, 1, 1), (3, 9, 7), (4, 12, 9), (5, 7, 3), (2, 6, 1)])

@@ -19,7 +19,7 @@ NOT_IN_API_REFERENCE = {"ledref.__main__", "ledref.cli"}
 
 
 def modules():
-    names = ["ledref"] + [f"ledref.{m.name}" for m in pkgutil.iter_modules(ledref.__path__)]
+    names = ["ledref"] + [m.name for m in pkgutil.walk_packages(ledref.__path__, prefix="ledref.")]
     return [importlib.import_module(n) for n in sorted(names) if n not in NOT_IN_API_REFERENCE]
 
 

@@ -8,9 +8,33 @@ from hypothesis import strategies as st
 
 import ledref
 from conftest import hf_call, hf_model, random_led
-from ledref.attention import dense_attention_matrix
 from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.layout import attention_weight, merged_mask, to_band, to_bertviz, to_dense
+
+
+def dense_attention_matrix(h, mask, w, n_heads, query, key, value, query_global, key_global, value_global):
+    """P[b, h, i, j], the weight of token j's value in token i's output, by the rule written out in NumPy:
+    local rows over their window's local keys and every global key, global rows (global projections) over
+    every non-pad key, pad rows zero.   -> [B, H, L, L]"""
+    b, length, dim = h.shape
+    d = dim // n_heads
+
+    def heads(p):
+        return (h @ p["weight"].T + p["bias"]).reshape(b, length, n_heads, d).transpose(0, 2, 1, 3)
+
+    def masked_softmax(scores, allowed):
+        scores = np.where(allowed, scores, np.finfo(scores.dtype).min)
+        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    i = np.arange(length)
+    near = np.abs(i[:, None] - i[None, :]) <= w
+    local_allowed = (near[None] & (mask == 1)[:, None, :]) | (mask == 2)[:, None, :]  # [B, L, L]
+    local = masked_softmax(heads(query) @ heads(key).transpose(0, 1, 3, 2) / np.sqrt(d), local_allowed[:, None])
+    glob = masked_softmax(heads(query_global) @ heads(key_global).transpose(0, 1, 3, 2) / np.sqrt(d),
+                          (mask != 0)[:, None, None, :])
+    probs = np.where((mask == 2)[:, None, :, None], glob, local)
+    return np.where((mask == 0)[:, None, :, None], 0.0, probs)
 
 
 def dense_reference(model, out, global_attention_mask, attention_mask):

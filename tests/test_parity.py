@@ -1,4 +1,5 @@
-"""ledref against transformers (torch, CPU) on random checkpoints: every output tensor, every layer.
+"""ledref against transformers (torch, CPU) on random checkpoints: every output tensor, every layer, for each
+attn_implementation (the fast path "band", and the reference's "band_matrix" and "dense").
 
 Tolerance per tensor: max |ours - HF| <= 1e-4 * max(1, max |HF|) in float32, 1e-9 * ... in float64
 (HF run in float64 too, its encoder softmax kept in float64, see conftest)."""
@@ -69,7 +70,7 @@ def compare_seq2seq(ours, theirs, dtype, fields):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_conditional_generation_matches_transformers(case, dtype, backend, make_checkpoint):
+def test_conditional_generation_matches_transformers(case, dtype, backend, implementation, make_checkpoint):
     spec = CASES[case]
     hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
     inputs = make_inputs(spec)
@@ -79,7 +80,7 @@ def test_conditional_generation_matches_transformers(case, dtype, backend, make_
                      output_attentions=True, output_hidden_states=True)
     # transformers turns use_cache off when labels are given; run the cache once more without labels
     theirs_cache = hf_call(hf_model(hf, dtype), dtype, **inputs, use_cache=True)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     ours = ledref_call(model, backend, **inputs, labels=labels, use_cache=True, output_attentions=True,
                        output_hidden_states=True)
     assert_close(ours.logits, theirs.logits, dtype, "logits")
@@ -91,31 +92,14 @@ def test_conditional_generation_matches_transformers(case, dtype, backend, make_
         assert ours.encoder_global_attentions is None
 
 
-@pytest.mark.parametrize("implementation", ["dense", "band_matrix"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_other_implementations_match_transformers(case, implementation, make_checkpoint):
-    """The dense masked reference and the band-matrix version, each on its own, against transformers in
-    float64."""
-    spec = CASES[case]
-    hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
-    inputs = make_inputs(spec)
-    theirs = hf_call(hf_model(hf, "float64"), "float64", **inputs, use_cache=True, output_attentions=True,
-                     output_hidden_states=True)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64",
-                                                               attn_implementation=implementation)
-    ours = model(**inputs, use_cache=True, output_attentions=True, output_hidden_states=True)
-    assert_close(ours.logits, theirs.logits, "float64", "logits")
-    compare_seq2seq(ours, theirs, "float64", SEQ2SEQ_FIELDS)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_bare_model_without_prefix(dtype, backend, make_checkpoint):
+def test_bare_model_without_prefix(dtype, backend, implementation, make_checkpoint):
     """LEDModel checkpoints carry no `led.` prefix; last_hidden_state is the decoder output."""
     hf, path = make_checkpoint("LEDModel")
     inputs = make_inputs(CASES["globals_mixed"])
     theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, use_cache=True, output_attentions=True,
                      output_hidden_states=True)
-    model = ledref.LEDModel.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDModel.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     ours = ledref_call(model, backend, **inputs, use_cache=True, output_attentions=True, output_hidden_states=True)
     assert_close(ours.last_hidden_state, theirs.last_hidden_state, dtype, "last_hidden_state")
     compare_seq2seq(ours, theirs, dtype, SEQ2SEQ_FIELDS)
@@ -123,28 +107,28 @@ def test_bare_model_without_prefix(dtype, backend, make_checkpoint):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", ["globals_mixed", "no_global_mask", "per_layer_windows"])
-def test_encoder_alone(case, dtype, backend, make_checkpoint):
+def test_encoder_alone(case, dtype, backend, implementation, make_checkpoint):
     spec = CASES[case]
     hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
     inputs = make_inputs(spec)
     enc_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "global_attention_mask")}
     theirs = hf_call(hf_model(hf, dtype).get_encoder(), dtype, **enc_inputs, output_attentions=True,
                      output_hidden_states=True)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     ours = ledref_call(model.encoder, backend, **enc_inputs, output_attentions=True, output_hidden_states=True)
     for field in ("last_hidden_state", "hidden_states", "attentions", "global_attentions"):
         assert_tree_close(getattr(ours, field), getattr(theirs, field), dtype, field)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_question_answering_head_and_loss(dtype, backend, make_checkpoint):
+def test_question_answering_head_and_loss(dtype, backend, implementation, make_checkpoint):
     hf, path = make_checkpoint("LEDForQuestionAnswering")
     inputs = make_inputs(CASES["globals_mixed"])
     # one position past the decoder length: clamped to T and ignored, as transformers does
     start, end = np.array([1, 3, 9]), np.array([4, 3, 2])
     theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, start_positions=start, end_positions=end,
                      output_attentions=True, output_hidden_states=True)
-    model = ledref.LEDForQuestionAnswering.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDForQuestionAnswering.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     ours = ledref_call(model, backend, **inputs, start_positions=start, end_positions=end,
                        output_attentions=True, output_hidden_states=True)
     for field in ("start_logits", "end_logits", "loss"):
@@ -154,13 +138,13 @@ def test_question_answering_head_and_loss(dtype, backend, make_checkpoint):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_decoder_inputs_derived_from_labels_and_input_ids(dtype, backend, make_checkpoint):
+def test_decoder_inputs_derived_from_labels_and_input_ids(dtype, backend, implementation, make_checkpoint):
     """Without decoder_input_ids: shift_tokens_right(labels) when labels are given, else of input_ids."""
     hf, path = make_checkpoint("LEDForConditionalGeneration")
     inputs = make_inputs(CASES["globals_mixed"])
     del inputs["decoder_input_ids"], inputs["decoder_attention_mask"]
     labels = np.array([[5, 6, 7, -100], [8, 9, -100, -100], [10, 11, 12, 13]])
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, labels=labels)
     ours = ledref_call(model, backend, **inputs, labels=labels)
     assert_close(ours.logits, theirs.logits, dtype, "logits from labels")
@@ -171,14 +155,14 @@ def test_decoder_inputs_derived_from_labels_and_input_ids(dtype, backend, make_c
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_cached_incremental_decoding(dtype, backend, make_checkpoint):
+def test_cached_incremental_decoding(dtype, backend, implementation, make_checkpoint):
     """One token at a time with past_key_values gives the logits of one full pass, ledref's and HF's."""
     hf, path = make_checkpoint("LEDForConditionalGeneration")
     inputs = make_inputs(CASES["globals_mixed"])
     enc_args = {k: inputs[k] for k in ("input_ids", "attention_mask", "global_attention_mask")}
     decoder_input_ids = inputs["decoder_input_ids"]
     theirs = hf_call(hf_model(hf, dtype), dtype, **enc_args, decoder_input_ids=decoder_input_ids)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     full = ledref_call(model, backend, **enc_args, decoder_input_ids=decoder_input_ids)
     assert_close(full.logits, theirs.logits, dtype, "full pass")
     encoder_outputs = ledref_call(model.encoder, backend, **enc_args)
@@ -201,14 +185,14 @@ def test_cached_incremental_decoding(dtype, backend, make_checkpoint):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_decoder_mask_with_left_padding_and_holes(dtype, backend, make_checkpoint):
+def test_decoder_mask_with_left_padding_and_holes(dtype, backend, implementation, make_checkpoint):
     """Rows whose every key is masked get transformers' uniform attention (additive finfo.min masks)."""
     hf, path = make_checkpoint("LEDForConditionalGeneration")
     rng = np.random.default_rng(3)
     inputs = dict(input_ids=rng.integers(3, 97, (2, 10)), decoder_input_ids=rng.integers(3, 97, (2, 5)),
                   decoder_attention_mask=np.array([[0, 0, 1, 1, 1], [1, 0, 1, 0, 1]]))
     theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, output_attentions=True)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
     ours = ledref_call(model, backend, **inputs, output_attentions=True)
     assert_close(ours.logits, theirs.logits, dtype, "logits")
     assert_tree_close(ours.decoder_attentions, theirs.decoder_attentions, dtype, "decoder_attentions")

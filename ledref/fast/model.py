@@ -1,0 +1,126 @@
+"""The encoder of `reference.model`, tuned; the decoder with its cross-attention cache laid out for
+decoding. Proven equal to the reference by tests/test_fast_equals_reference.py.
+
+- `encoder`: the layers share their large buffers (runtime.Workspace) when no layer's arrays are
+  returned; the hidden states alternate between two arrays, a layer writing over the one its
+  predecessor read; embeddings, layer norms and the feed-forward work in place, a chunk of rows at a
+  time, in parallel on NumPy (functional.by_rows), with the exact GELU in cache-sized blocks
+  (functional.in_blocks); the attention is fast.attention.self_attention. NumPy's hugepage advice is
+  off meanwhile (runtime.small_pages).
+- `decoder`: reference.model.decoder, with each layer's cross-attention keys and values computed once
+  with every head contiguous, as the cache that every decoding step reads whole.
+"""
+
+import math
+
+from array_api_compat import array_namespace, device
+
+from ..outputs import LEDEncoderBaseModelOutput
+from ..reference import model as reference
+from ..reference.attention import global_slots
+from ..reference.functional import ACTIVATIONS
+from .attention import self_attention
+from .functional import by_rows, in_blocks, layer_norm, linear
+from .runtime import Workspace, elementwise_chunk, row_chunk, small_pages
+
+
+def encoder_layer(h, mask, slots, window, n_heads, act, output_attentions, self_attn, self_attn_layer_norm,
+                  fc1, fc2, final_layer_norm, workspace=None, out=None):
+    """reference.model.encoder_layer.   h [B, Lp, D] -> (h [B, Lp, D], local_probs, global_probs).
+    With a `workspace`, the attention's output is written into `out` (which must not be h), and the
+    position-wise work then writes the layer's output over it, a chunk of rows after reading it."""
+    xp = array_namespace(h)
+    a, probs, global_probs = self_attention(h, mask, slots, window // 2, n_heads,
+                                            **self_attn["longformer_self_attn"],
+                                            output_attentions=output_attentions, workspace=workspace,
+                                            out=out if workspace is not None else None)
+
+    def buffer(name, width):  # with a workspace: this thread's buffer, reused chunk after chunk
+        if workspace is None:
+            return None
+        size = (h.shape[0], row_chunk(xp) or h.shape[1], width)
+        return workspace.thread_array(name, xp, size, h.dtype, device(h))
+
+    def position_wise(h, a):  # everything after the attention works token by token
+        dim, ffn = fc2["weight"].shape
+        rows = h.shape[1]
+        into = [None if b is None else b[:, :rows, :] for b in (buffer("attention", dim), buffer("ffn", ffn),
+                                                                buffer("output", dim))]
+        attended = linear(a, **self_attn["output"], out=into[0])
+        attended += h
+        attended = layer_norm(attended, **self_attn_layer_norm)
+        inner = in_blocks(act, linear(attended, **fc1, out=into[1]), rows=elementwise_chunk(xp))
+        y = linear(inner, **fc2, out=into[2])
+        y += attended
+        return layer_norm(y, **final_layer_norm)
+
+    return by_rows(position_wise, h, a, rows=row_chunk(xp), out=out), probs, global_probs
+
+
+def encoder(params, config, input_ids, mask, output_attentions=False, output_hidden_states=False, slots=None,
+            progress=None):
+    """reference.model.encoder, fast: the same arguments (without a recorder) and the same result."""
+    xp = array_namespace(input_ids)
+    with small_pages(xp):
+        enc = params["encoder"]
+        b, length = input_ids.shape
+        padded = math.ceil(length / config.max_attention_window) * config.max_attention_window
+        fill = padded - length
+        if fill:
+            input_ids = xp.concat([input_ids, xp.full((b, fill), config.pad_token_id, dtype=input_ids.dtype,
+                                                      device=device(input_ids))], axis=1)
+            mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
+        h = xp.reshape(xp.take(params["shared"]["weight"], xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))
+        h += enc["embed_positions"]["weight"][:padded, :]  # h is new: worked on in place, in row chunks
+        h = by_rows(lambda x: layer_norm(x, **enc["layernorm_embedding"]), h, rows=row_chunk(xp), out=h)
+        slots = global_slots(mask) if slots is None else slots
+        act = ACTIVATIONS[config.activation_function]
+        hidden, attentions, global_attentions = [h[:, :length, :]], [], []
+        # buffers shared by the layers when no layer's hidden state is kept; the hidden states then go to
+        # two arrays in turn, the embeddings' and one more: a layer writes over the array its predecessor read
+        workspace = None if output_hidden_states else Workspace()
+        spare = workspace.array("hidden", xp, h.shape, h.dtype, device(h)) if workspace else None
+        for layer, window in zip(enc["layers"], config.attention_window):
+            previous = h
+            h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
+                                                   output_attentions, **layer, workspace=workspace, out=spare)
+            spare = previous if workspace else None
+            if output_hidden_states:
+                hidden.append(h[:, :length, :])
+            if output_attentions:
+                attentions.append(probs[:, :, :length, :])
+                global_attentions.append(global_probs)
+            if progress:
+                progress()
+        return LEDEncoderBaseModelOutput(
+            last_hidden_state=h[:, :length, :], hidden_states=tuple(hidden) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+            global_attentions=tuple(global_attentions) if output_attentions and slots[2] else None)
+
+
+def head_projection(x, n_heads, weight, bias):
+    """linear(x) split into heads, each head's [S, d] block contiguous.   [B, S, D] -> [B, H, S, d]"""
+    xp = array_namespace(x)
+    y = linear(x, weight, bias)  # [B, S, D]
+    d = weight.shape[0] // n_heads
+    return xp.stack([y[..., i * d:(i + 1) * d] for i in range(n_heads)], axis=1)
+
+
+def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
+            decoder_attention_mask=None, past_key_values=None, output_attentions=False,
+            output_hidden_states=False):
+    """reference.model.decoder; on the first step (no cache yet) the cross-attention keys and values are
+    made here, heads contiguous, and handed to the reference as a cache with empty self-attention
+    entries."""
+    xp = array_namespace(decoder_input_ids)
+    with small_pages(xp):
+        if past_key_values is None:
+            heads, b = config.decoder_attention_heads, decoder_input_ids.shape[0]
+            empty = xp.zeros((b, heads, 0, config.d_model // heads), dtype=encoder_hidden_states.dtype,
+                             device=device(encoder_hidden_states))
+            past_key_values = [(empty, empty,
+                                head_projection(encoder_hidden_states, heads, **layer["encoder_attn"]["k_proj"]),
+                                head_projection(encoder_hidden_states, heads, **layer["encoder_attn"]["v_proj"]))
+                               for layer in params["decoder"]["layers"]]
+        return reference.decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask,
+                                 decoder_attention_mask, past_key_values, output_attentions, output_hidden_states)
