@@ -1,10 +1,10 @@
-"""Fit the Chebyshev coefficients of erfc used by ledref.functional (needs mpmath; not run by tests).
+"""Fit the Chebyshev coefficients of erfc used by ledref.reference.functional (needs mpmath; not run by tests).
 
 The Array API standard has no erf, so ledref evaluates, for z >= 0,
     erfc(z) = t * exp(-z**2 + P(t)),    t = 1 / (1 + z / 2),
 with P a Chebyshev series on t in [0, 1]. The target log(erfc(z) / t) + z**2 is smooth on all of
 [0, 1] (it tends to -log(2 sqrt(pi)) as z -> inf), so the coefficients fall off geometrically.
-Run: python scripts/fit_erfc.py   (prints the list pasted into ledref/functional.py)
+Run: python scripts/fit_erfc.py   (prints the list pasted into ledref/reference/functional.py)
 """
 
 import mpmath as mp

@@ -17,16 +17,17 @@ FIELDS = ["encoder_last_hidden_state", "encoder_hidden_states", "encoder_attenti
           "decoder_hidden_states", "decoder_attentions", "cross_attentions"]
 
 
-def run(name, dtype, backend, labels):
-    model = ledref.LEDForSequenceClassification.from_pretrained(DATA / name, dtype=dtype)
+def run(name, dtype, backend, labels, implementation="band"):
+    model = ledref.LEDForSequenceClassification.from_pretrained(DATA / name, dtype=dtype,
+                                                                attn_implementation=implementation)
     args = {k: to_backend(v, backend) for k, v in INPUTS.items()}
     return model(**args, labels=to_backend(labels, backend), output_attentions=True, output_hidden_states=True)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_single_label_and_every_field(dtype, backend):
+def test_single_label_and_every_field(dtype, backend, implementation):
     prefix = f"num_labels_3/{dtype}"
-    out = run("num_labels_3", dtype, backend, GOLDEN["labels_single"])
+    out = run("num_labels_3", dtype, backend, GOLDEN["labels_single"], implementation)
     assert_close(out.logits, GOLDEN[f"{prefix}/logits"], dtype, "logits")
     assert_close(out.loss, GOLDEN[f"{prefix}/loss"], dtype, "loss")
     assert_close(out.encoder_last_hidden_state, GOLDEN[f"{prefix}/encoder_last_hidden_state"], dtype, "encoder")

@@ -69,19 +69,19 @@ def test_the_model_is_not_degenerate(checkpoint):
 
 
 @pytest.mark.parametrize("settings", GREEDY, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
-def test_greedy_matches_transformers(settings, checkpoint, backend):
+def test_greedy_matches_transformers(settings, checkpoint, backend, implementation):
     hf, path = checkpoint
     expected = numpy_tree(hf_generate(hf, **settings).sequences)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, **settings)
     np.testing.assert_array_equal(ours, expected)
 
 
 @pytest.mark.parametrize("settings", BEAMS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
-def test_beam_search_matches_transformers(settings, checkpoint, backend):
+def test_beam_search_matches_transformers(settings, checkpoint, backend, implementation):
     hf, path = checkpoint
     expected = hf_generate(hf, **settings)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, return_dict_in_generate=True,
                           **settings)
     np.testing.assert_array_equal(ours.sequences, numpy_tree(expected.sequences))

@@ -19,3 +19,27 @@ def test_quickstart_and_usage_example(tmp_path):
     run = subprocess.run([sys.executable, "-c", example + "\nassert step.logits.shape == (2, 1, 1000)\n"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
+
+
+def test_layout_lists_every_module():
+    """README's Layout section names every module of the package, so that a reader finds each file."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    package = ROOT / "ledref"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.name == "__init__.py" and relative.parent != Path("."):
+            name = f"ledref/{relative.parent.as_posix()}/"
+        elif relative.parent == Path("."):
+            name = f"ledref/{relative.name}"
+        else:
+            name = relative.name  # listed under its folder's entry
+            folder = f"ledref/{relative.parent.as_posix()}/"
+            entry = layout[layout.index(folder):].split("\n- ")[0] if folder in layout else ""
+            if f"`{name}`" not in entry:
+                missing.append(str(relative))
+            continue
+        if name != "ledref/__init__.py" and f"`{name}" not in layout:
+            missing.append(str(relative))
+    assert not missing, f"README's Layout section does not list: {missing}"

@@ -8,8 +8,9 @@ Read it in this order, beside Beltagy et al. 2020 (Longformer) and ../../README.
    (`band_local`), the global rows, and the decoder's attention.
 4. `model`: embeddings, encoder and decoder layers, the encoder, the decoder, the LM head.
 
-No buffers, no threads, no in-place work, no branch on the array library: every function takes arrays of
-any Array API library and returns arrays of the same. The fast path (`ledref.fast`) is proven equal to it.
+Nothing here exists for speed: no reused buffers, nothing run in parallel, nothing written in place, no
+branch on the array library. Every function takes arrays of any Array API library and returns arrays of
+the same. The fast path (`ledref.fast`) is proven equal to it.
 """
 
 from .attention import global_slots, longformer_attention, self_attention
