@@ -209,7 +209,7 @@ def plot(args):
     if not 0 <= start < stop <= length:
         raise UsageError(f"--from {start} --to {stop} is not a range of the {length} tokens; expected "
                          f"0 <= from < to <= {length}")
-    out = model.encoder(input_ids, global_attention_mask=global_mask, output_attentions=True)
+    out = model.encoder(input_ids, global_attention_mask=global_mask, output_attentions=True, return_dict=True)
     glob = out.global_attentions or (None,) * config.encoder_layers
     common = dict(start=start, stop=stop, log=args.log)
     if args.view == "grid":

@@ -96,6 +96,23 @@ class GenerationConfig:
         """A copy with the given settings changed (unknown names are an error)."""
         return replace(self, **self.settings(kwargs, strict=True))
 
+    def to_dict(self):
+        """Every setting, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json_string(self):
+        """generation_config.json's text: the settings that differ from the defaults (the special tokens
+        whenever set), as JSON with sorted keys, which transformers' GenerationConfig reads."""
+        defaults = GenerationConfig()
+        d = {k: v for k, v in self.to_dict().items() if v is not None and v != getattr(defaults, k)}
+        return json.dumps(d, indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, save_directory):
+        """Write generation_config.json into a directory (made if needed)."""
+        os.makedirs(os.fspath(save_directory), exist_ok=True)
+        with open(os.path.join(os.fspath(save_directory), "generation_config.json"), "w", encoding="utf-8") as f:
+            f.write(self.to_json_string())
+
     def eos_ids(self):
         """`eos_token_id` as a list: empty when None, one id, or the list the config gives."""
         eos = self.eos_token_id
