@@ -23,6 +23,7 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 # copies of shared.weight that some checkpoints carry (transformers 4.x writes them, 5.x does not)
 TIED_COPIES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
 HEADS = ("lm", "qa", "classification")
+BASE_MODULES = ("shared", "encoder", "decoder")  # the encoder-decoder's top-level names; heads add others
 
 
 def base_shapes(config):
@@ -182,10 +183,25 @@ def random_state_dict(config, head="lm", seed=0, dtype="float32"):
 
 def save_checkpoint(path, config, state_dict):
     """Write config.json and model.safetensors into a directory, as save_pretrained does."""
+    config.save_pretrained(path)
+    save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, os.path.join(path, SAFETENSORS),
+              metadata={"format": "pt"})
+
+
+def state_dict(params, head=None):
+    """Nested parameters (as load_params gives them) as a flat dict in transformers' key layout: the
+    encoder-decoder's keys with the `led.` prefix when there is a head, the head's keys as they are, the
+    tied embedding once (as transformers 5 writes it)."""
+    prefix = "led." if head is not None else ""
+    return {(prefix if key.split(".")[0] in BASE_MODULES else "") + key: value
+            for key, value in flatten(params).items()}
+
+
+def save_params(path, params, head=None):
+    """Write nested parameters as model.safetensors in a directory (see state_dict for the layout)."""
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config.to_dict(), f, indent=2)
-    save_file(state_dict, os.path.join(path, SAFETENSORS), metadata={"format": "pt"})
+    save_file({k: np.ascontiguousarray(v) for k, v in state_dict(params, head).items()},
+              os.path.join(path, SAFETENSORS), metadata={"format": "pt"})
 
 
 def _strip_prefix(key):
@@ -202,6 +218,18 @@ def nest(flat):
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return _lists(root)
+
+
+def flatten(nested):
+    """The inverse of nest: {"encoder": {"layers": [{"fc1": {"weight": a}}]}} -> {"encoder.layers.0.fc1.weight": a}"""
+    items = nested.items() if isinstance(nested, dict) else enumerate(nested)
+    flat = {}
+    for key, value in items:
+        if isinstance(value, (dict, list)):
+            flat.update({f"{key}.{inner}": v for inner, v in flatten(value).items()})
+        else:
+            flat[str(key)] = value
+    return flat
 
 
 def _lists(node):

@@ -7,6 +7,10 @@
     ledref compare REFERENCE OTHER [--rtol R] [--atol A] [--only PATTERN]
     ledref conformance MODULE:FUNCTION|path/to/file.py:FUNCTION [--examples N]
     ledref golden --model PATH_OR_ID|--tiny --case NAME|all|--input FILE [--dtype float64] --out DIR
+    ledref --version
+
+A --model (or info's model) that looks like a path (it starts with ".", "/" or "~", or exists) is read from
+disk and never looked up on the Hugging Face Hub.
 
 Errors print one line, `ledref: error: ...`, and exit with status 1 (2 for bad command-line usage).
 `compare` and `conformance` also exit with 1 when a tensor or a case is NOT OK.
@@ -51,7 +55,9 @@ def early_stopping(text):
 
 
 def build_parser():
+    from . import __version__
     parser = Parser(prog="ledref", description="A reference LED (Longformer-Encoder-Decoder) on the Array API.")
+    parser.add_argument("--version", action="version", version=f"ledref {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = commands.add_parser("summarize", help="generate a summary of a text file (- for standard input)")
@@ -209,7 +215,7 @@ def plot(args):
     if not 0 <= start < stop <= length:
         raise UsageError(f"--from {start} --to {stop} is not a range of the {length} tokens; expected "
                          f"0 <= from < to <= {length}")
-    out = model.encoder(input_ids, global_attention_mask=global_mask, output_attentions=True)
+    out = model.encoder(input_ids, global_attention_mask=global_mask, output_attentions=True, return_dict=True)
     glob = out.global_attentions or (None,) * config.encoder_layers
     common = dict(start=start, stop=stop, log=args.log)
     if args.view == "grid":

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, fields
 from .errors import CheckpointNotFoundError, ConfigError
 from .reference.functional import ACTIVATIONS
 
+# the forward arguments' defaults; the last three are omitted from config.json at these values, as transformers does
+FLAGS = {"use_cache": True, "output_attentions": False, "output_hidden_states": False, "return_dict": True}
+
 # transformers' LEDConfig.attribute_map: alias -> field
 ALIASES = {
     "hidden_size": "d_model",
@@ -24,6 +27,10 @@ class LEDConfig:
     `attention_window` is always a list, one even window per encoder layer, after construction.
     Fields transformers writes but the forward pass does not use (dropouts, init_std, ...) are kept
     in `extra` so that `to_dict()` gives back what was read.
+
+    `use_cache`, `output_attentions`, `output_hidden_states` and `return_dict` are what a forward call
+    does with the argument of that name left at None, as in transformers: set
+    `model.config.output_attentions = True` and every call returns attentions.
     """
 
     vocab_size: int = 50265
@@ -44,6 +51,11 @@ class LEDConfig:
     decoder_start_token_id: int = 2
     num_labels: int = 2
     problem_type: str | None = None
+    # transformers' defaults of the forward arguments left at None
+    use_cache: bool = True
+    output_attentions: bool = False
+    output_hidden_states: bool = False
+    return_dict: bool = True
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -75,6 +87,9 @@ class LEDConfig:
             raise ConfigError(f"config field attention_window={window!r}; expected an even positive int "
                               f"or a list of them, one per encoder layer")
         self.attention_window = window
+        for name in FLAGS:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"config field {name}={getattr(self, name)!r}; expected true or false")
         if self.problem_type not in (None, "regression", "single_label_classification",
                                      "multi_label_classification"):
             raise ConfigError(f"config field problem_type={self.problem_type!r} is not one of regression, "
@@ -139,6 +154,29 @@ class LEDConfig:
         d.update(self.extra)
         d["model_type"] = "led"
         return d
+
+    def to_json_string(self, use_diff=True):
+        """config.json's text: `to_dict()` as JSON, keys sorted, as transformers writes it. With use_diff,
+        output_attentions, output_hidden_states and return_dict are left out at their defaults (transformers
+        leaves out every generic setting at its default)."""
+        d = self.to_dict()
+        if use_diff:
+            d = {k: v for k, v in d.items() if not (k in FLAGS and k != "use_cache" and v == FLAGS[k])}
+        return json.dumps(d, indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, path, use_diff=True):
+        """Write `to_json_string()` to a file."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json_string(use_diff))
+
+    def save_pretrained(self, save_directory):
+        """Write config.json into a directory (made if needed), which transformers' and ledref's
+        from_pretrained read."""
+        save_directory = os.fspath(save_directory)
+        if os.path.isfile(save_directory):
+            raise ConfigError(f"save_pretrained: {save_directory} is a file; expected a directory")
+        os.makedirs(save_directory, exist_ok=True)
+        self.to_json_file(os.path.join(save_directory, "config.json"))
 
 
 def _check_int(name, value, minimum, below=None):

@@ -105,7 +105,7 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
 
     # the same generation again, teacher-forced, to read every attention the answer was written with
     outputs = led(ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
-                  decoder_input_ids=generated[:, :-1], output_attentions=True)
+                  decoder_input_ids=generated[:, :-1], output_attentions=True, return_dict=True)
     cross = np.mean(outputs.cross_attentions[-1][0], axis=0)  # [answer tokens, document tokens], mean of heads
     written = [tokenizer.decode([t]) for t in generated[0, 1:]]
     spans = token_spans(tokenizer, text)

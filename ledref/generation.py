@@ -1,19 +1,22 @@
-"""Greedy and beam-search generation for LEDForConditionalGeneration, step for step as transformers'
+"""Greedy search, beam search and sampling for LEDForConditionalGeneration, step for step as transformers'
 `generate` (5.x): the same logits processors in the same order, the same beam bookkeeping in float32,
 the same stopping rules. The encoder runs once; the decoder runs one token at a time on its KV cache.
+Sampling (`do_sample=True`, with or without beams) draws from the same distributions as transformers,
+with a NumPy Generator (`seed=` or `generator=`) instead of torch's random numbers (see ledref.sampling).
 
 Search bookkeeping (token lists, n-gram bans, top-k) runs in NumPy on the host: one (batch, vocab) row
 of logits comes back per step. The model itself runs on whatever backend it was given.
 """
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from array_api_compat import array_namespace
 
-from . import inputs
+from . import inputs, sampling
 from .backend import to_numpy
 from .errors import GenerationError
 from .outputs import as_encoder_output
@@ -42,11 +45,20 @@ class GenerationConfig:
     eos_token_id: int | list | None = None
     pad_token_id: int | None = None
     use_cache: bool = True
+    # sampling and penalties (ledref.sampling)
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    bad_words_ids: list | None = None
+    # what generate returns
+    return_dict_in_generate: bool = False
+    output_scores: bool = False
 
     # settings of transformers' GenerationConfig that ledref does not implement: accepted only at the
     # value that turns them off
-    UNSUPPORTED = {"do_sample": False, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
-                   "num_beam_groups": 1, "diversity_penalty": 0.0, "bad_words_ids": None, "typical_p": 1.0,
+    UNSUPPORTED = {"num_beam_groups": 1, "diversity_penalty": 0.0, "typical_p": 1.0,
                    "encoder_no_repeat_ngram_size": 0, "encoder_repetition_penalty": 1.0, "suppress_tokens": None,
                    "begin_suppress_tokens": None, "constraints": None, "force_words_ids": None,
                    "exponential_decay_length_penalty": None, "sequence_bias": None, "guidance_scale": None,
@@ -63,8 +75,8 @@ class GenerationConfig:
                 continue
             if key in cls.UNSUPPORTED:
                 if value is not None and value != cls.UNSUPPORTED[key]:
-                    raise GenerationError(f"generation setting {key}={value!r} is not supported by ledref "
-                                          f"(greedy and beam search only); expected {cls.UNSUPPORTED[key]!r}")
+                    raise GenerationError(f"generation setting {key}={value!r} is not supported by ledref; "
+                                          f"expected {cls.UNSUPPORTED[key]!r}")
             elif strict:
                 raise GenerationError(f"unknown generation setting {key}={value!r}; expected one of "
                                       f"{sorted(known)}")
@@ -95,6 +107,39 @@ class GenerationConfig:
     def update(self, **kwargs):
         """A copy with the given settings changed (unknown names are an error)."""
         return replace(self, **self.settings(kwargs, strict=True))
+
+    def merged(self, generation_config):
+        """These settings under those of generate's `generation_config=`: a ledref GenerationConfig, a dict
+        (unknown names are an error) or a transformers GenerationConfig (its settings ledref does not know
+        are ignored, those it does not implement must be off). Its settings left at None keep these values,
+        as transformers fills a given config's unset fields from the model's."""
+        if isinstance(generation_config, GenerationConfig):
+            given = {f.name: getattr(generation_config, f.name) for f in fields(GenerationConfig)}
+        elif isinstance(generation_config, dict):
+            given = self.settings(generation_config, strict=True)
+        elif callable(getattr(generation_config, "to_dict", None)):
+            given = self.settings(generation_config.to_dict())
+        else:
+            raise GenerationError(f"generation_config is a {type(generation_config).__name__}; expected a "
+                                  f"GenerationConfig (ledref's or transformers') or a dict")
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def to_dict(self):
+        """Every setting, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_json_string(self):
+        """generation_config.json's text: the settings that differ from the defaults (the special tokens
+        whenever set), as JSON with sorted keys, which transformers' GenerationConfig reads."""
+        defaults = GenerationConfig()
+        d = {k: v for k, v in self.to_dict().items() if v is not None and v != getattr(defaults, k)}
+        return json.dumps(d, indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, save_directory):
+        """Write generation_config.json into a directory (made if needed)."""
+        os.makedirs(os.fspath(save_directory), exist_ok=True)
+        with open(os.path.join(os.fspath(save_directory), "generation_config.json"), "w", encoding="utf-8") as f:
+            f.write(self.to_json_string())
 
     def eos_ids(self):
         """`eos_token_id` as a list: empty when None, one id, or the list the config gives."""
@@ -127,7 +172,10 @@ class GenerationConfig:
                                   f"{config.max_decoder_position_embeddings}")
         if not isinstance(self.num_beams, int) or self.num_beams < 1:
             raise GenerationError(f"num_beams={self.num_beams!r}; expected an int >= 1")
-        if not 1 <= self.num_return_sequences <= self.num_beams:
+        if self.do_sample is True and self.num_beams == 1:  # every returned sequence is sampled on its own
+            if self.num_return_sequences < 1:
+                raise GenerationError(f"num_return_sequences={self.num_return_sequences}; expected at least 1")
+        elif not 1 <= self.num_return_sequences <= self.num_beams:
             raise GenerationError(f"num_return_sequences={self.num_return_sequences} must be between 1 and "
                                   f"num_beams={self.num_beams} (greedy search returns one sequence)")
         if self.early_stopping not in (True, False, "never"):
@@ -140,21 +188,56 @@ class GenerationConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value < config.vocab_size:
                 raise GenerationError(f"{name}={value} is outside the vocabulary [0, {config.vocab_size})")
+        self.validate_sampling(config)
+
+    def validate_sampling(self, config):
+        """Raise a GenerationError for a sampling or penalty setting out of its range (transformers' ranges)."""
+        def number(value):
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        if not isinstance(self.do_sample, bool):
+            raise GenerationError(f"do_sample={self.do_sample!r}; expected True or False")
+        if not (number(self.temperature) and self.temperature > 0):
+            raise GenerationError(f"temperature={self.temperature!r}; expected a number > 0 (do_sample=False "
+                                  f"for greedy search)")
+        if self.top_k is not None and not (isinstance(self.top_k, int) and not isinstance(self.top_k, bool)
+                                           and self.top_k >= 0):
+            raise GenerationError(f"top_k={self.top_k!r}; expected an int >= 0 (0 keeps every token)")
+        if self.top_p is not None and not (number(self.top_p) and 0 <= self.top_p <= 1):
+            raise GenerationError(f"top_p={self.top_p!r}; expected a number between 0 and 1")
+        if not (number(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise GenerationError(f"repetition_penalty={self.repetition_penalty!r}; expected a number > 0 "
+                                  f"(1.0 for none)")
+        words = self.bad_words_ids
+        if words is not None and not (
+                isinstance(words, (list, tuple)) and words
+                and all(isinstance(w, (list, tuple)) and w and all(
+                    isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < config.vocab_size
+                    for i in w) for w in words)):
+            raise GenerationError(f"bad_words_ids={words!r}; expected a non-empty list of non-empty lists of token "
+                                  f"ids in [0, {config.vocab_size})")
 
 
 @dataclass
 class GenerateOutput:
-    """`generate(..., return_dict_in_generate=True)`: sequences [B * num_return_sequences, T] and, for beam
-    search, sequences_scores (length-penalised sum of log-probabilities)."""
+    """`generate(..., return_dict_in_generate=True)`: sequences [B * num_return_sequences, T]; for beam
+    search, sequences_scores (length-penalised sum of log-probabilities); with output_scores=True, `scores`,
+    one array per step of the processed scores the next token was chosen from, as transformers returns
+    them ([B, V] for greedy search and sampling, the processed log-probabilities [B * num_beams, V] for
+    beams)."""
 
     sequences: np.ndarray
     sequences_scores: np.ndarray | None = None
+    scores: tuple | None = None
 
 
 def process_scores(scores, sequences, settings, eos_ids, max_length, min_length):
-    """transformers' logits processors, in its order, on scores [N, V] given the sequences so far [N, t].
-    Banned tokens get -inf; forced tokens leave every other token at -inf."""
+    """transformers' logits processors, in its order, on scores [N, V] given the sequences so far [N, t]:
+    repetition penalty, n-gram ban, bad words, minimum length, forced bos and eos, then with do_sample the
+    warpers (temperature, top-k, top-p). Banned tokens get -inf; forced tokens leave every other at -inf."""
     n, cur_len = sequences.shape
+    if settings.repetition_penalty != 1.0:
+        scores = sampling.repetition_penalty(scores, sequences, settings.repetition_penalty)
     ngram = settings.no_repeat_ngram_size
     if ngram and cur_len >= ngram:
         for row in range(n):
@@ -162,6 +245,8 @@ def process_scores(scores, sequences, settings, eos_ids, max_length, min_length)
             prefix = tuple(tokens[cur_len - ngram + 1:])
             banned = [ids[-1] for ids in zip(*[tokens[i:] for i in range(ngram)]) if ids[:-1] == prefix]
             scores[row, banned] = -np.inf
+    if settings.bad_words_ids is not None:
+        scores = sampling.ban_bad_words(scores, sequences, settings.bad_words_ids, eos_ids)
     if eos_ids and cur_len < min_length:
         scores[:, eos_ids] = -np.inf
     if settings.forced_bos_token_id is not None and cur_len == 1:
@@ -170,6 +255,10 @@ def process_scores(scores, sequences, settings, eos_ids, max_length, min_length)
     if settings.forced_eos_token_id is not None and cur_len == max_length - 1:
         scores[:] = -np.inf
         scores[:, settings.forced_eos_token_id] = 0
+    if settings.do_sample:
+        # beams keep one token more than there are eos ids, so that a beam can go on (transformers' rule)
+        keep = 1 if settings.num_beams == 1 else (len(eos_ids) + 1 if eos_ids else 2)
+        scores = sampling.warp(scores, settings, keep)
     return scores
 
 
@@ -184,29 +273,38 @@ def top_k(x, k):
     return np.argsort(-x, axis=-1, kind="stable")[:, :k]
 
 
-def greedy_search(step, batch, settings):
-    """Pick the best token each step; finished rows are filled with the pad id until all are done."""
+def greedy_search(step, batch, settings, rng=None):
+    """Pick the best token each step, or with do_sample draw it from softmax(processed scores) with the
+    NumPy Generator `rng`; finished rows are filled with the pad id until all are done."""
     max_length, min_length = settings.lengths()
     eos_ids = settings.eos_ids()
     pad = settings.pad_token_id if settings.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
     sequences = np.full((batch, 1), settings.decoder_start_token_id, dtype=np.int64)
     unfinished = np.ones(batch, dtype=bool)
+    all_scores = []
     while True:
         scores = step(sequences, None).astype(np.float32)  # [B, V]
         scores = process_scores(scores, sequences, settings, eos_ids, max_length, min_length)
-        tokens = np.argmax(scores, axis=-1)
+        if settings.output_scores:
+            all_scores.append(scores)
+        if settings.do_sample:
+            tokens = sampling.draw(sampling.softmax(scores), rng)[:, 0]
+        else:
+            tokens = np.argmax(scores, axis=-1)
         if eos_ids:
             tokens = np.where(unfinished, tokens, pad)
         sequences = np.concatenate([sequences, tokens[:, None]], axis=1)
         unfinished &= ~np.isin(tokens, eos_ids)
         if not unfinished.any() or sequences.shape[1] >= max_length:
-            return GenerateOutput(sequences)
+            return GenerateOutput(sequences, scores=tuple(all_scores) if settings.output_scores else None)
 
 
-def beam_search(step, batch, settings):
+def beam_search(step, batch, settings, rng=None):
     """transformers' vectorised beam search: keep 2 * num_beams candidates per row (more with several eos
     ids) so that num_beams of them can continue; candidates ending in eos or at max_length become
-    hypotheses scored by sum of log-probs / (generated length ** length_penalty)."""
+    hypotheses scored by sum of log-probs / (generated length ** length_penalty). With do_sample (beam
+    sample) the candidates are drawn, without replacement, from softmax of their summed log-probs with
+    the NumPy Generator `rng`, then ordered best first."""
     max_length, min_length = settings.lengths()
     eos_ids = settings.eos_ids()
     k, b = settings.num_beams, batch
@@ -226,16 +324,24 @@ def beam_search(step, batch, settings):
     running_origin = np.full((b, k, max_length - 1), -1, dtype=np.int64)  # source beam of every step
     finished_origin = running_origin.copy()
     cur_len = 1
+    all_scores = []
     while True:
         flat = running[:, :, :cur_len].reshape(b * k, cur_len)
         logits = step(flat, None if cur_len == 1 else running_origin[:, :, cur_len - 2].reshape(-1))
         log_probs = log_softmax(logits.astype(np.float32))
         log_probs = process_scores(log_probs, flat, settings, eos_ids, max_length, min_length)
+        if settings.output_scores:
+            all_scores.append(log_probs)
         vocab = log_probs.shape[-1]
         log_probs = (log_probs.reshape(b, k, vocab) + running_scores[:, :, None]).reshape(b, k * vocab)
 
-        # the `keep` best continuations over all beams of a row
-        choice = top_k(log_probs, keep)
+        # the `keep` best continuations over all beams of a row (or `keep` drawn ones, best first)
+        if settings.do_sample:
+            drawn = sampling.draw(sampling.softmax(log_probs), rng, keep)
+            order = np.argsort(-np.take_along_axis(log_probs, drawn, axis=1), axis=1, kind="stable")
+            choice = np.take_along_axis(drawn, order, axis=1)
+        else:
+            choice = top_k(log_probs, keep)
         cand_scores = np.take_along_axis(log_probs, choice, axis=1)
         source, tokens = choice // vocab, choice % vocab
         cand_seqs = np.take_along_axis(running, source[:, :, None], axis=1)
@@ -282,28 +388,37 @@ def beam_search(step, batch, settings):
     sequences = finished_seqs[:, :n].reshape(b * n, max_length)
     scores = finished_scores[:, :n].reshape(b * n)
     generated = int(np.max(np.sum(finished_origin[:, :n].reshape(b * n, -1) != -1, axis=1)))
-    return GenerateOutput(sequences[:, :1 + generated], scores)
+    return GenerateOutput(sequences[:, :1 + generated], scores, tuple(all_scores) if settings.output_scores else None)
 
 
 def generate(model, input_ids, attention_mask=None, global_attention_mask=None, encoder_progress=None,
-             step_progress=None, encoder_outputs=None, **kwargs):
+             step_progress=None, encoder_outputs=None, generation_config=None, generator=None, seed=None,
+             **kwargs):
     """Run the encoder once (unless `encoder_outputs`, the encoder's output for these inputs, is given, as
-    transformers' generate takes it), then greedy or beam search with the decoder's KV cache.
+    transformers' generate takes it), then greedy search, beam search or sampling with the decoder's KV
+    cache.
 
-    kwargs override the model's generation_config (max_length, max_new_tokens, min_length,
-    min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
-    no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id, use_cache, ...);
-    return_dict_in_generate=True returns a GenerateOutput with the beams' scores.
+    The settings are model.generation_config, under `generation_config` if given (see
+    GenerationConfig.merged), under the keyword arguments (max_length, max_new_tokens, min_length,
+    min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping, no_repeat_ngram_size,
+    forced_bos_token_id, forced_eos_token_id, repetition_penalty, bad_words_ids, do_sample, temperature,
+    top_k, top_p, use_cache, ...). return_dict_in_generate=True returns a GenerateOutput (with
+    output_scores=True, the processed scores of every step).
+    With do_sample=True, tokens are drawn with `generator` (a numpy.random.Generator) or a Generator
+    seeded with `seed`: the same seed gives the same tokens; neither gives fresh randomness.
     `encoder_progress` and `step_progress`, if given, are called after each encoder layer and each
     decoding step.
     """
-    return_dict = kwargs.pop("return_dict_in_generate", False)
-    kwargs.pop("output_scores", None)
-    settings = model.generation_config.update(**kwargs)
+    settings = model.generation_config
+    if generation_config is not None:
+        settings = settings.merged(generation_config)
+    settings = settings.update(**kwargs)
     settings.validate(model.config)
+    rng = random_generator(generator, seed) if settings.do_sample else None
     if encoder_outputs is None:
         encoder_outputs = model.encoder(input_ids, attention_mask=attention_mask,
-                                        global_attention_mask=global_attention_mask, progress=encoder_progress)
+                                        global_attention_mask=global_attention_mask, progress=encoder_progress,
+                                        output_attentions=False, output_hidden_states=False, return_dict=True)
     else:
         encoder_outputs = as_encoder_output(encoder_outputs)
     xp = array_namespace(encoder_outputs.last_hidden_state)
@@ -313,8 +428,10 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
     mask = None
     if attention_mask is not None:
         mask = inputs.binary_mask(attention_mask, xp, "attention_mask", tuple(state.shape[:2]))
-    if beams > 1:  # every beam of a row sees that row's encoder output
-        rows = xp.asarray(np.repeat(np.arange(batch), beams))
+    # every beam of a row, or every sequence sampled for it, sees that row's encoder output
+    copies = beams if beams > 1 else (settings.num_return_sequences if settings.do_sample else 1)
+    if copies > 1:
+        rows = xp.asarray(np.repeat(np.arange(batch), copies))
         state = xp.take(state, rows, axis=0)
         mask = None if mask is None else xp.take(mask, rows, axis=0)
     cache = {"past": None}
@@ -336,7 +453,23 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
             step_progress()
         return to_numpy(logits)
 
-    search = beam_search if beams > 1 else greedy_search
-    out = search(step, batch, settings)
-    return out if return_dict else out.sequences
+    if beams > 1:
+        out = beam_search(step, batch, settings, rng)
+    else:
+        out = greedy_search(step, batch * copies, settings, rng)
+    return out if settings.return_dict_in_generate else out.sequences
 
+
+def random_generator(generator=None, seed=None):
+    """The NumPy Generator sampling draws with: `generator` itself, or one seeded with `seed`, or (neither
+    given) a fresh one."""
+    if generator is not None and seed is not None:
+        raise GenerationError("generator and seed are both given; expected one of them")
+    if generator is not None:
+        if not isinstance(generator, np.random.Generator):
+            raise GenerationError(f"generator is a {type(generator).__name__}; expected a numpy.random.Generator "
+                                  f"(numpy.random.default_rng(seed))")
+        return generator
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise GenerationError(f"seed={seed!r}; expected an int >= 0")
+    return np.random.default_rng(seed)

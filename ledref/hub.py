@@ -28,18 +28,31 @@ def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False)
     - a short name of a model shipped with ledref (`EMBEDDED`, e.g. ledref/tiny-needle) is its folder in
       the package;
     - `owner/name` is fetched from the Hub (or found in the cache) with huggingface_hub.
+
+    A name that looks like a path (see looks_like_path) is never sent to the Hub: if it is not a
+    directory, the error says so.
     """
     path = os.fspath(name_or_path)
     if path in EMBEDDED and not os.path.isdir(path):
         return embedded(path)
-    if os.path.isdir(path):
-        if os.path.isdir(os.path.join(path, "snapshots")) and os.path.isdir(os.path.join(path, "refs")):
-            return cache_snapshot(path, revision)
-        return path
-    if REPO_ID.match(path) and not os.path.exists(path):
+    local = os.path.expanduser(path)
+    if os.path.isdir(local):
+        if os.path.isdir(os.path.join(local, "snapshots")) and os.path.isdir(os.path.join(local, "refs")):
+            return cache_snapshot(local, revision)
+        return local
+    if looks_like_path(path):
+        what = "is a file, not a directory" if os.path.exists(local) else "does not exist"
+        raise CheckpointNotFoundError(f"checkpoint directory {path} {what}")
+    if REPO_ID.match(path):
         return download(path, revision, cache_dir, local_files_only)
     raise CheckpointNotFoundError(f"{path} is neither a checkpoint directory nor a Hugging Face repo id "
                                   f"(owner/name)")
+
+
+def looks_like_path(name):
+    """True for a name meant as a local path: it starts with ".", "/" or "~" (or the system's separator),
+    or it exists on disk. Hub repo ids never do."""
+    return name.startswith((".", "/", "~", os.sep)) or os.path.exists(name)
 
 
 def embedded(name):

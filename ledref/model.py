@@ -1,17 +1,19 @@
-"""The LED forward pass: encoder, decoder, heads, and the four model classes.
-
-Functions take the checkpoint's weights as nested dicts (`**layer` hands `fc1`, `fc2`, ... to a layer),
-so a parameter's name here is its name in the file. Shapes: B batch, L input length, Lp padded length,
-T decoder length, D model dim, H heads, d head dim, V vocabulary.
+"""The four model classes: argument checks, the heads, losses, transformers' habits, and which forward pass
+runs (`attn_implementation`: "band" runs ledref.fast; "band_matrix" and "dense" run ledref.reference, which
+also runs whenever a recorder is given). Shapes: B batch, L input length, T decoder length, D model dim,
+V vocabulary.
 """
 
 import math
+import os
+from dataclasses import replace
 
+import numpy as np
 from array_api_compat import array_namespace, device
 
 from . import fast, inputs, reference
 from .backend import input_namespace, namespace, namespace_name, to_namespace
-from .checkpoint import load_params
+from .checkpoint import flatten, load_params, save_params, tensor_shapes
 from .config import LEDConfig
 from .errors import InputError, LedrefError
 from .reference.attention import global_slots
@@ -19,8 +21,8 @@ from .reference.functional import linear
 from .reference.model import lm_head
 from .generation import GenerationConfig, generate
 from .hub import resolve
-from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
-                      LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
+from .outputs import (SEQ2SEQ_FIELDS, BaseModelOutputWithPastAndCrossAttentions, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput, LEDSeq2SeqQuestionAnsweringModelOutput,
+                      LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
 
 DTYPES = ("float32", "float64")
 IMPLEMENTATIONS = ("band", "band_matrix", "dense")  # "band": ledref.fast; the others: ledref.reference
@@ -63,19 +65,78 @@ def cross_entropy(logits, labels, ignore_index=-100):
 
 # ---------------------------------------------------------------------------------------------- classes
 
+def dtype_name(dtype):
+    """A dtype as ledref names it ("float32", "float64", or "auto"), given a string, a NumPy dtype or a
+    torch dtype (torch is not imported for it); anything else is returned as it is, for the check to name."""
+    if isinstance(dtype, str):
+        return dtype
+    if type(dtype).__module__.split(".")[0] == "torch":
+        return str(dtype).removeprefix("torch.")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return dtype
+
+
+def _requested_dtype(dtype, torch_dtype):
+    """from_pretrained's dtype: `dtype`, or `torch_dtype` (transformers' older name for it), float32 when
+    neither is given."""
+    names = [dtype_name(d) for d in (dtype, torch_dtype) if d is not None]
+    if len(set(names)) > 1:
+        raise LedrefError(f"dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; torch_dtype is another name "
+                          f"for dtype: give one of them")
+    return names[0] if names else "float32"
+
+
+def checkpoint_dtype(path, config):
+    """What dtype="auto" loads: config.json's dtype (torch_dtype in older files), else float64 when every
+    floating tensor of the checkpoint is float64; float32 for anything else (fp16 and bf16 weights are
+    widened to float32, ledref computing in float32 or float64 only)."""
+    stored = config.extra.get("dtype") or config.extra.get("torch_dtype")
+    if stored is None:
+        kinds = {kind for _, kind in tensor_shapes(path).values() if kind.startswith(("F", "BF"))}
+        stored = "float64" if kinds == {"F64"} else "float32"
+    return stored if stored in DTYPES else "float32"
+
+
+class LEDEmbedding:
+    """`model.get_input_embeddings()`: the shared token embedding, called on token ids as transformers'
+    nn.Embedding is: [B, T] ids -> [B, T, D], what `inputs_embeds` and `decoder_inputs_embeds` stand for."""
+
+    def __init__(self, model):
+        self.model = model
+
+    @property
+    def weight(self):
+        """shared.weight [V, D] on the model's default backend."""
+        return self.model._params_for(self.model.default_xp)["shared"]["weight"]
+
+    def __call__(self, input_ids):
+        model = self.model
+        xp = input_namespace({"input_ids": input_ids}, model.default_xp)
+        ids = inputs.token_ids(input_ids, xp, "input_ids", model.config.vocab_size)
+        shared = model._params_for(xp)["shared"]["weight"]
+        return xp.reshape(xp.take(shared, xp.reshape(ids, (-1,)), axis=0), (*ids.shape, shared.shape[1]))
+
+
 class LEDPreTrainedModel:
     """Weights, config and the backend they live on. Subclasses add a head and its outputs.
 
-    `from_pretrained(path, dtype="float32" | "float64", attn_implementation="band" | "dense",
+    `from_pretrained(path, dtype="float32" | "float64" | "auto", attn_implementation="band" | "dense",
     backend=None | "numpy" | "array_api_strict" | "cupy")`. With backend=None the weights stay in NumPy
     and follow the inputs: a call with arrays of another backend gets the weights converted to it once.
     Inputs given as nested lists or NumPy arrays go to the model's backend; outputs are arrays of the
     inputs' backend.
+
+    As in transformers, forward arguments left at None take their value from the config (`use_cache`,
+    `output_attentions`, `output_hidden_states`, `return_dict`); `return_dict=False` returns
+    `output.to_tuple()`.
     """
 
     head = None
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
+        dtype = dtype_name(dtype)
         _check_options(dtype, attn_implementation)
         self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
         self.default_xp = namespace(backend or "numpy")
@@ -84,20 +145,45 @@ class LEDPreTrainedModel:
         self._params_for(self.default_xp)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, dtype="float32", attn_implementation="band", backend=None,
-                        revision=None, cache_dir=None, local_files_only=False):
+    def from_pretrained(cls, name_or_path, dtype=None, attn_implementation="band", backend=None,
+                        revision=None, cache_dir=None, local_files_only=False, torch_dtype=None):
         """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
-        folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve."""
-        _check_options(dtype, attn_implementation)  # before reading any weights
+        folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve.
+
+        `dtype` (or `torch_dtype`, transformers' older name for it): "float32" (the default) or "float64",
+        as a string, a NumPy dtype or a torch dtype; "auto" is the checkpoint's own dtype (see
+        checkpoint_dtype)."""
+        dtype = _requested_dtype(dtype, torch_dtype)
+        _check_options("float32" if dtype == "auto" else dtype, attn_implementation)  # before reading weights
         path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
+        if dtype == "auto":
+            dtype = checkpoint_dtype(path, config)
         params = load_params(path, config, head=cls.head, dtype=dtype)
         model = cls(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
         model._read_extras(path)
         return model
 
+    def save_pretrained(self, save_directory):
+        """Write the model in the Hub layout, as transformers' save_pretrained does: config.json (with
+        `architectures` and `dtype`), model.safetensors (the `led.` prefix when there is a head, the tied
+        embedding once, in the model's dtype) and, for LEDForConditionalGeneration, generation_config.json.
+        transformers' and ledref's from_pretrained load the directory."""
+        save_directory = os.fspath(save_directory)
+        if os.path.isfile(save_directory):
+            raise LedrefError(f"save_pretrained: {save_directory} is a file; expected a directory")
+        os.makedirs(save_directory, exist_ok=True)
+        extra = {k: v for k, v in self.config.extra.items() if k != "torch_dtype"}
+        extra.update(architectures=[type(self).__name__], dtype=self.dtype)
+        replace(self.config, extra=extra).save_pretrained(save_directory)
+        save_params(save_directory, self._host_params, self.head)
+        self._save_extras(save_directory)
+
     def _read_extras(self, path):
         """Files besides config and weights that a subclass reads from the checkpoint directory."""
+
+    def _save_extras(self, path):
+        """Files besides config and weights that a subclass writes into a checkpoint directory."""
 
     def _params_for(self, xp):
         name = namespace_name(xp)
@@ -108,6 +194,23 @@ class LEDPreTrainedModel:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def __repr__(self):
+        c = self.config
+        windows = c.attention_window
+        window = (f"attention window {windows[0]}" if len(set(windows)) == 1
+                  else f"attention windows {windows}")
+        head = {None: "none (the decoder's last hidden state)",
+                "lm": f"lm (tied to the {c.vocab_size}-token embedding)", "qa": "qa_outputs (start and end logits)",
+                "classification": f"classification_head ({c.num_labels} labels)"}[self.head]
+        return (f"{type(self).__name__}(\n"
+                f"  encoder: {c.encoder_layers} layers, d_model {c.d_model}, {c.encoder_attention_heads} heads, "
+                f"ffn {c.encoder_ffn_dim}, {window}, {c.max_encoder_position_embeddings} positions\n"
+                f"  decoder: {c.decoder_layers} layers, d_model {c.d_model}, {c.decoder_attention_heads} heads, "
+                f"ffn {c.decoder_ffn_dim}, {c.max_decoder_position_embeddings} positions\n"
+                f"  head: {head}\n"
+                f"  {self.num_parameters():,} parameters, {self.dtype}, attention {self.attn_implementation}, "
+                f"backend {namespace_name(self.default_xp)}\n)")
+
     @property
     def encoder(self):
         """The encoder alone: `model.encoder(input_ids, attention_mask, global_attention_mask, ...)`."""
@@ -117,23 +220,74 @@ class LEDPreTrainedModel:
     #    whenever a recorder is given (the reference names every intermediate)
 
     def _run_encoder(self, params, input_ids, mask, slots, output_attentions, output_hidden_states, progress=None,
-                     recorder=None):
+                     recorder=None, inputs_embeds=None):
         if self.attn_implementation == "band" and recorder is None:
             return fast.encoder(params, self.config, input_ids, mask, output_attentions, output_hidden_states, slots,
-                                progress)
+                                progress, inputs_embeds=inputs_embeds)
         implementation = "band_matrix" if self.attn_implementation == "band" else self.attn_implementation
         return reference.encoder(params, self.config, input_ids, mask, implementation, output_attentions,
-                                 output_hidden_states, slots, progress, recorder)
+                                 output_hidden_states, slots, progress, recorder, inputs_embeds=inputs_embeds)
 
-    def _run_decoder(self, params, *args, recorder=None):
+    def _run_decoder(self, params, *args, recorder=None, inputs_embeds=None):
         if self.attn_implementation == "band" and recorder is None:
-            return fast.decoder(params, self.config, *args)
-        return reference.decoder(params, self.config, *args, recorder=recorder)
+            return fast.decoder(params, self.config, *args, inputs_embeds=inputs_embeds)
+        return reference.decoder(params, self.config, *args, recorder=recorder, inputs_embeds=inputs_embeds)
+
+    @property
+    def decoder(self):
+        """The decoder alone: `model.decoder(input_ids, encoder_hidden_states=..., ...)` (see LEDDecoder)."""
+        return LEDDecoder(self)
+
+    def get_encoder(self):
+        """`model.encoder`, under transformers' accessor name."""
+        return self.encoder
+
+    def get_decoder(self):
+        """`model.decoder`, under transformers' accessor name."""
+        return self.decoder
+
+    def get_input_embeddings(self):
+        """The shared token embedding (LEDEmbedding): `model.get_input_embeddings()(input_ids)`."""
+        return LEDEmbedding(self)
+
+    def eval(self):
+        """Returns the model: ledref only runs inference (no dropout to switch off), as after transformers'
+        eval()."""
+        return self
+
+    def num_parameters(self, only_trainable=False, exclude_embeddings=False):
+        """The number of parameters as transformers' num_parameters counts them: the tied embedding once,
+        final_logits_bias not (transformers holds it as a buffer); exclude_embeddings leaves out the token
+        and both position embeddings. Every parameter counts as trainable, as in a loaded transformers
+        model, so only_trainable changes nothing."""
+        skip = {"final_logits_bias"}
+        if exclude_embeddings:
+            skip |= {"shared.weight", "encoder.embed_positions.weight", "decoder.embed_positions.weight"}
+        return sum(math.prod(a.shape) for key, a in flatten(self._host_params).items() if key not in skip)
 
     # -- argument handling shared by every head
 
+    def _flag(self, name, value):
+        """A forward argument left at None takes the config's value, as in transformers."""
+        return getattr(self.config, name) if value is None else value
+
+    def _result(self, out, return_dict):
+        """The output record, or with return_dict=False (or config.return_dict false) its to_tuple()."""
+        return out if self._flag("return_dict", return_dict) else out.to_tuple()
+
+    def _embeddings(self, value, xp, name, batch=None):
+        """inputs_embeds or decoder_inputs_embeds: a [B, T, D] floating array, in the model's dtype."""
+        a = inputs.to_array(value, xp, name)
+        d = self.config.d_model
+        if a.ndim != 3 or a.shape[2] != d or a.shape[1] == 0 or (batch is not None and a.shape[0] != batch):
+            expected = f"({'batch' if batch is None else batch}, length >= 1, {d})"
+            raise InputError(f"{name} has shape {tuple(a.shape)}; expected {expected}")
+        if not xp.isdtype(a.dtype, "real floating"):
+            raise InputError(f"{name} has dtype {a.dtype}; expected floating-point embeddings")
+        return xp.astype(a, getattr(xp, self.dtype))
+
     def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
-                output_attentions, output_hidden_states, progress=None, recorder=None):
+                output_attentions, output_hidden_states, progress=None, recorder=None, inputs_embeds=None):
         """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
         config = self.config
         if encoder_outputs is not None:
@@ -148,33 +302,77 @@ class LEDPreTrainedModel:
             if attention_mask is not None:
                 attention_mask = inputs.binary_mask(attention_mask, xp, "attention_mask", shape)
             return input_ids, attention_mask, encoder_outputs
-        if input_ids is None:
+        if input_ids is not None and inputs_embeds is not None:
+            raise InputError("input_ids and inputs_embeds are both given; expected one of them")
+        if inputs_embeds is not None:
+            inputs_embeds = self._embeddings(inputs_embeds, xp, "inputs_embeds")
+            shape = tuple(inputs_embeds.shape[:2])
+            # ids only for the length and the padding: the embeddings replace the lookup of the first L
+            ids = xp.full(shape, config.pad_token_id, dtype=xp.int64, device=device(inputs_embeds))
+        elif input_ids is None:
             raise InputError("input_ids is None; expected token ids of shape (batch, length) "
-                             "(or encoder_outputs)")
-        input_ids = inputs.token_ids(input_ids, xp, "input_ids", config.vocab_size)
-        shape = tuple(input_ids.shape)
+                             "(or inputs_embeds, or encoder_outputs)")
+        else:
+            ids = input_ids = inputs.token_ids(input_ids, xp, "input_ids", config.vocab_size)
+            shape = tuple(input_ids.shape)
         padded = math.ceil(shape[1] / config.max_attention_window) * config.max_attention_window
         if padded > config.max_encoder_position_embeddings:
-            raise InputError(f"input_ids has length {shape[1]}, padded to {padded} (a multiple of the window "
+            name = "input_ids" if inputs_embeds is None else "inputs_embeds"
+            raise InputError(f"{name} has length {shape[1]}, padded to {padded} (a multiple of the window "
                              f"{config.max_attention_window}); expected at most "
                              f"max_encoder_position_embeddings={config.max_encoder_position_embeddings}")
-        mask = xp.ones(shape, dtype=xp.int64, device=device(input_ids))
+        mask = xp.ones(shape, dtype=xp.int64, device=device(ids))
         if attention_mask is not None:
             attention_mask = inputs.binary_mask(attention_mask, xp, "attention_mask", shape)
             mask = attention_mask
         if global_attention_mask is not None:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
-        out = self._run_encoder(params, input_ids, mask, global_slots(mask), output_attentions, output_hidden_states,
-                                progress, recorder)
+        out = self._run_encoder(params, ids, mask, global_slots(mask), output_attentions, output_hidden_states,
+                                progress, recorder, inputs_embeds)
         return input_ids, attention_mask, out
 
-    def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                 output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None, extra=None):
-        """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras)."""
+    def _decode(self, xp, params, batch, decoder_input_ids, decoder_inputs_embeds, encoder_hidden_states,
+                encoder_attention_mask, decoder_attention_mask, past_key_values, output_attentions,
+                output_hidden_states, recorder=None):
+        """Checked decoder inputs -> decoder(...)'s (h [B, T, D], hidden states, self probs, cross probs,
+        cache). encoder_attention_mask is already checked."""
         config = self.config
+        past_len = self._check_past(past_key_values, batch)
+        extra = {}
+        if decoder_input_ids is not None and decoder_inputs_embeds is not None:
+            raise InputError("decoder_input_ids and decoder_inputs_embeds are both given; expected one of them")
+        if decoder_inputs_embeds is not None:
+            embeds = self._embeddings(decoder_inputs_embeds, xp, "decoder_inputs_embeds", batch)
+            # ids only for the length: the embeddings replace their lookup
+            decoder_input_ids = xp.full(tuple(embeds.shape[:2]), config.pad_token_id, dtype=xp.int64,
+                                        device=device(embeds))
+            extra["inputs_embeds"] = embeds
+        decoder_input_ids = inputs.token_ids(decoder_input_ids, xp, "decoder_input_ids", config.vocab_size, batch)
+        t = decoder_input_ids.shape[1]
+        if past_len + t > config.max_decoder_position_embeddings:
+            raise InputError(f"decoder positions reach {past_len + t} (past {past_len} + decoder_input_ids {t}); "
+                             f"expected at most max_decoder_position_embeddings="
+                             f"{config.max_decoder_position_embeddings}")
+        if decoder_attention_mask is not None:
+            decoder_attention_mask = inputs.binary_mask(decoder_attention_mask, xp, "decoder_attention_mask",
+                                                        (batch, past_len + t))
+        return self._run_decoder(params, decoder_input_ids, encoder_hidden_states, encoder_attention_mask,
+                                 decoder_attention_mask, past_key_values, output_attentions, output_hidden_states,
+                                 recorder=recorder, **extra)
+
+    def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
+                 decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
+                 output_hidden_states=None, encoder_outputs=None, recorder=None, inputs_embeds=None,
+                 decoder_inputs_embeds=None, labels=None, extra=None, targets=False):
+        """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras).
+        `targets`: labels (or positions) were given, which turns use_cache off unless asked for."""
+        config = self.config
+        use_cache = (config.use_cache and not targets) if use_cache is None else use_cache
+        output_attentions = self._flag("output_attentions", output_attentions)
+        output_hidden_states = self._flag("output_hidden_states", output_hidden_states)
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
+                    inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
                     labels=labels, **(extra or {}))
         if encoder_outputs is not None:
             encoder_outputs = as_encoder_output(encoder_outputs)
@@ -185,34 +383,25 @@ class LEDPreTrainedModel:
         params = self._params_for(xp)
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
                                                       encoder_outputs, output_attentions, output_hidden_states,
-                                                      recorder=recorder)
+                                                      recorder=recorder, inputs_embeds=inputs_embeds)
         batch = enc.last_hidden_state.shape[0]
         if labels is not None:
             labels = inputs.token_ids(labels, xp, "labels", config.vocab_size, batch, ignore_index=-100)
-        past_len = self._check_past(past_key_values, batch)
-        if decoder_input_ids is None:
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
             source = labels if labels is not None else input_ids
             if source is None:
-                raise InputError("decoder_input_ids is None and there are no labels or input_ids to derive them from")
+                raise InputError("decoder_input_ids is None and there are no labels or input_ids to derive them "
+                                 "from (give decoder_input_ids or decoder_inputs_embeds)")
             decoder_input_ids = shift_tokens_right(source, config.pad_token_id, config.decoder_start_token_id)
-        decoder_input_ids = inputs.token_ids(decoder_input_ids, xp, "decoder_input_ids", config.vocab_size, batch)
-        t = decoder_input_ids.shape[1]
-        if past_len + t > config.max_decoder_position_embeddings:
-            raise InputError(f"decoder positions reach {past_len + t} (past {past_len} + decoder_input_ids {t}); "
-                             f"expected at most max_decoder_position_embeddings="
-                             f"{config.max_decoder_position_embeddings}")
-        if decoder_attention_mask is not None:
-            decoder_attention_mask = inputs.binary_mask(decoder_attention_mask, xp, "decoder_attention_mask",
-                                                        (batch, past_len + t))
-        h, hidden, self_attns, cross_attns, cache = self._run_decoder(
-            params, decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
-            past_key_values, output_attentions, output_hidden_states, recorder=recorder)
+        h, hidden, self_attns, cross_attns, cache = self._decode(
+            xp, params, batch, decoder_input_ids, decoder_inputs_embeds, enc.last_hidden_state, attention_mask,
+            decoder_attention_mask, past_key_values, output_attentions, output_hidden_states, recorder)
         out = LEDSeq2SeqModelOutput(
             last_hidden_state=h, past_key_values=cache if use_cache else None, decoder_hidden_states=hidden,
             decoder_attentions=self_attns, cross_attentions=cross_attns,
             encoder_last_hidden_state=enc.last_hidden_state, encoder_hidden_states=enc.hidden_states,
             encoder_attentions=enc.attentions, encoder_global_attentions=enc.global_attentions)
-        return xp, params, h, out, dict(input_ids=input_ids, labels=labels, decoder_input_ids=decoder_input_ids)
+        return xp, params, h, out, dict(input_ids=input_ids, labels=labels)
 
     def _check_past(self, past_key_values, batch):
         if past_key_values is None:
@@ -233,7 +422,7 @@ class LEDPreTrainedModel:
 
     SEQ2SEQ_ARGS = ("input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids",
                     "decoder_attention_mask", "past_key_values", "use_cache", "output_attentions",
-                    "output_hidden_states", "encoder_outputs", "recorder")
+                    "output_hidden_states", "encoder_outputs", "recorder", "inputs_embeds", "decoder_inputs_embeds")
 
     @classmethod
     def _args(cls, local_vars):
@@ -246,34 +435,91 @@ class LEDPreTrainedModel:
 
 
 class LEDEncoder:
-    """`model.encoder`: the encoder of a loaded model, called on its own."""
+    """`model.encoder` (or `model.get_encoder()`): the encoder of a loaded model, called on its own, with
+    transformers' LEDEncoder arguments -> LEDEncoderBaseModelOutput (a tuple with return_dict=False).
+    `progress`, if given, is called after each layer; `recorder` collects the intermediates."""
 
     def __init__(self, model):
         self.model = model
 
-    def __call__(self, input_ids, attention_mask=None, global_attention_mask=None, output_attentions=False,
-                 output_hidden_states=False, progress=None, recorder=None):
+    def __call__(self, input_ids=None, attention_mask=None, global_attention_mask=None, inputs_embeds=None,
+                 output_attentions=None, output_hidden_states=None, return_dict=None, progress=None, recorder=None):
         model = self.model
-        args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
+        args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                    inputs_embeds=inputs_embeds)
         xp = input_namespace(args, model.default_xp)
-        return model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
-                             output_attentions, output_hidden_states, progress, recorder)[2]
+        out = model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
+                            model._flag("output_attentions", output_attentions),
+                            model._flag("output_hidden_states", output_hidden_states), progress, recorder,
+                            inputs_embeds=inputs_embeds)[2]
+        return model._result(out, return_dict)
+
+
+class LEDDecoder:
+    """`model.decoder` (or `model.get_decoder()`): the decoder of a loaded model, called on its own with
+    transformers' LEDDecoder arguments -> BaseModelOutputWithPastAndCrossAttentions (a tuple with
+    return_dict=False).
+
+    `input_ids` (or `inputs_embeds`) [B, T] are the decoder's tokens; `attention_mask` [B, past + T] masks
+    them; `encoder_hidden_states` [B, L, D] is what the cross-attention reads (not needed with
+    `past_key_values`, which hold its keys and values), `encoder_attention_mask` [B, L] its padding.
+    `global_attention_mask` is accepted and unused, as in transformers (the decoder has no global
+    attention)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, input_ids=None, attention_mask=None, global_attention_mask=None, encoder_hidden_states=None,
+                 encoder_attention_mask=None, past_key_values=None, inputs_embeds=None, use_cache=None,
+                 output_attentions=None, output_hidden_states=None, return_dict=None, recorder=None):
+        model = self.model
+        args = dict(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=encoder_hidden_states,
+                    encoder_attention_mask=encoder_attention_mask, inputs_embeds=inputs_embeds)
+        if past_key_values:
+            args["past_key_values"] = past_key_values[0][0]
+        xp = input_namespace(args, model.default_xp)
+        if input_ids is None and inputs_embeds is None:
+            raise InputError("input_ids and inputs_embeds are both None; expected the decoder's token ids "
+                             "(batch, length) or their embeddings")
+        if encoder_hidden_states is not None:
+            encoder_hidden_states = model._embeddings(encoder_hidden_states, xp, "encoder_hidden_states")
+            batch = encoder_hidden_states.shape[0]
+            if encoder_attention_mask is not None:
+                encoder_attention_mask = inputs.binary_mask(encoder_attention_mask, xp, "encoder_attention_mask",
+                                                            tuple(encoder_hidden_states.shape[:2]))
+        elif past_key_values is None:
+            raise InputError("encoder_hidden_states is None; LED's decoder reads the encoder's output: expected "
+                             "(batch, length, d_model) (or past_key_values, which hold it)")
+        else:
+            batch = past_key_values[0][0].shape[0]
+            if encoder_attention_mask is not None:
+                encoder_attention_mask = inputs.binary_mask(encoder_attention_mask, xp, "encoder_attention_mask",
+                                                            (batch, past_key_values[0][2].shape[2]))
+        h, hidden, self_attns, cross_attns, cache = model._decode(
+            xp, model._params_for(xp), batch, input_ids, inputs_embeds, encoder_hidden_states, encoder_attention_mask,
+            attention_mask, past_key_values, model._flag("output_attentions", output_attentions),
+            model._flag("output_hidden_states", output_hidden_states), recorder)
+        out = BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=h, past_key_values=cache if model._flag("use_cache", use_cache) else None,
+            hidden_states=hidden, attentions=self_attns, cross_attentions=cross_attns)
+        return model._result(out, return_dict)
 
 
 class LEDModel(LEDPreTrainedModel):
     """The bare encoder-decoder: `last_hidden_state` is the decoder's output."""
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None):
+                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
+                output_hidden_states=None, encoder_outputs=None, recorder=None, inputs_embeds=None,
+                decoder_inputs_embeds=None, return_dict=None):
         """The encoder-decoder pass with transformers' arguments -> LEDSeq2SeqModelOutput. Without
         decoder_input_ids they are shift_tokens_right(input_ids); `recorder` collects the intermediates."""
-        return self._seq2seq(**self._args(locals()))[3]
+        return self._result(self._seq2seq(**self._args(locals()))[3], return_dict)
 
 
 class LEDForConditionalGeneration(LEDPreTrainedModel):
     """LED with the language-modelling head: logits = h @ shared.T + final_logits_bias.
-    `generate` runs greedy or beam search as transformers does (see ledref.generation)."""
+    `generate` runs greedy search, beam search and sampling as transformers does (see ledref.generation)."""
 
     head = "lm"
 
@@ -285,7 +531,10 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
     def _read_extras(self, path):
         self.generation_config = GenerationConfig.from_pretrained(path, self.config)
 
-    def generate(self, input_ids, attention_mask=None, global_attention_mask=None, **kwargs):
+    def _save_extras(self, path):
+        self.generation_config.save_pretrained(path)
+
+    def generate(self, input_ids=None, attention_mask=None, global_attention_mask=None, **kwargs):
         """Token ids [B * num_return_sequences, T] starting with the decoder start token, as transformers'
         generate. kwargs override generation_config (see ledref.generation.generate)."""
         return generate(self, input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
@@ -300,11 +549,13 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
         return lm_head(h[:, -1:, :], params)[:, 0, :], cache
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
+                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
+                output_hidden_states=None, encoder_outputs=None, recorder=None, labels=None, inputs_embeds=None,
+                decoder_inputs_embeds=None, return_dict=None):
         """LEDModel's pass and the head -> LEDSeq2SeqLMOutput (logits [B, T, V]). `labels` [B, T] give the
         mean cross-entropy as `loss` (-100 ignored) and, without decoder_input_ids, the decoder inputs."""
-        xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels)
+        xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels,
+                                                    targets=labels is not None)
         logits = lm_head(h, params)  # [B, T, V]
         if recorder:
             recorder("logits", logits)
@@ -315,7 +566,7 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
                 raise InputError(f"labels has shape {tuple(labels.shape)}; expected {tuple(logits.shape[:2])} "
                                  f"(batch, decoder length)")
             loss = cross_entropy(xp.reshape(logits, (-1, logits.shape[-1])), xp.reshape(labels, (-1,)))
-        return LEDSeq2SeqLMOutput(loss=loss, logits=logits, **self._fields(out))
+        return self._result(LEDSeq2SeqLMOutput(loss=loss, logits=logits, **self._fields(out)), return_dict)
 
 
 class LEDForQuestionAnswering(LEDPreTrainedModel):
@@ -324,25 +575,26 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
     head = "qa"
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None, start_positions=None,
-                end_positions=None):
+                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
+                output_hidden_states=None, encoder_outputs=None, recorder=None, start_positions=None,
+                end_positions=None, inputs_embeds=None, decoder_inputs_embeds=None, return_dict=None):
         """LEDModel's pass and qa_outputs -> LEDSeq2SeqQuestionAnsweringModelOutput. With start_positions
         and end_positions [B], `loss` is the mean of the two cross-entropies, as transformers computes it."""
         extra = dict(start_positions=start_positions, end_positions=end_positions)
-        xp, params, h, out, _ = self._seq2seq(**self._args(locals()), extra=extra)
+        targets = start_positions is not None and end_positions is not None
+        xp, params, h, out, _ = self._seq2seq(**self._args(locals()), extra=extra, targets=targets)
         logits = linear(h, **params["qa_outputs"])  # [B, T, 2]
         start_logits, end_logits = logits[..., 0], logits[..., 1]
         loss = None
-        if start_positions is not None and end_positions is not None:
+        if targets:
             batch, t = start_logits.shape
             # as transformers: positions outside the sequence are clamped to T and then ignored
             start = xp.clip(inputs.positions(start_positions, xp, "start_positions", batch), 0, t)
             end = xp.clip(inputs.positions(end_positions, xp, "end_positions", batch), 0, t)
             loss = (cross_entropy(start_logits, start, ignore_index=t)
                     + cross_entropy(end_logits, end, ignore_index=t)) / 2
-        return LEDSeq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                                      **self._fields(out))
+        return self._result(LEDSeq2SeqQuestionAnsweringModelOutput(
+            loss=loss, start_logits=start_logits, end_logits=end_logits, **self._fields(out)), return_dict)
 
 
 class LEDForSequenceClassification(LEDPreTrainedModel):
@@ -352,14 +604,16 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
     head = "classification"
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
+                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
+                output_hidden_states=None, encoder_outputs=None, recorder=None, labels=None, inputs_embeds=None,
+                decoder_inputs_embeds=None, return_dict=None):
         """LEDModel's pass and the classification head -> LEDSeq2SeqSequenceClassifierOutput (logits
         [B, num_labels]); `labels` give the loss transformers would choose (see the class docstring)."""
         config = self.config
         if input_ids is None:
             raise InputError("input_ids is None; sequence classification needs them to find the eos tokens")
-        xp, params, h, out, checked = self._seq2seq(**self._args(locals()), extra=dict(classification_labels=labels))
+        xp, params, h, out, checked = self._seq2seq(**self._args(locals()), extra=dict(classification_labels=labels),
+                                                    targets=labels is not None)
         input_ids = checked["input_ids"]
         if tuple(h.shape[:2]) != tuple(input_ids.shape):
             raise InputError(f"decoder length {h.shape[1]} differs from input length {input_ids.shape[1]}; the "
@@ -375,7 +629,8 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
         head = params["classification_head"]
         logits = linear(xp.tanh(linear(sentence, **head["dense"])), **head["out_proj"])  # [B, num_labels]
         loss = None if labels is None else self._loss(xp, logits, labels)
-        return LEDSeq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **self._fields(out))
+        return self._result(LEDSeq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **self._fields(out)),
+                            return_dict)
 
     def _loss(self, xp, logits, labels):
         """transformers' choice of loss: problem_type, else regression for one label, single-label

@@ -1,42 +1,74 @@
 """Output records with transformers' field names and order. Fields not computed are None."""
 
+from collections.abc import Mapping
 from dataclasses import field, fields, make_dataclass
 
 
-class ModelOutput:
-    """Attribute access, `out["name"]`, and `to_tuple()` (the non-None fields, in order), as transformers."""
+class ModelOutput(Mapping):
+    """An output record that behaves as transformers' ModelOutput: attributes, and a mapping over the
+    fields that are set (not None), in field order.
 
-    def __getitem__(self, name):
-        if not isinstance(name, str):
-            return self.to_tuple()[name]
-        return getattr(self, name)
+    `out.logits` and `out["logits"]` are the same array; `"logits" in out`, `len(out)`, `list(out)` (the
+    names), `keys()`, `values()`, `items()` and `get()` see only the fields that are set; `out[0]` and
+    `out[1:]` index `to_tuple()`, the values of those fields in order, which is what a forward call with
+    `return_dict=False` returns. A field set to an array after construction joins the mapping.
+    """
 
-    def keys(self):
-        """The names of the fields that are not None, in order."""
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in self._names() or getattr(self, key) is None:
+                raise KeyError(key)
+            return getattr(self, key)
+        return self.to_tuple()[key]
+
+    def __iter__(self):
+        return iter(self._set_names())
+
+    def __len__(self):
+        return len(self._set_names())
+
+    def __contains__(self, key):
+        return isinstance(key, str) and key in self._set_names()
 
     def to_tuple(self):
         """The values of the fields that are not None, in order."""
-        return tuple(getattr(self, k) for k in self.keys())
+        return tuple(getattr(self, name) for name in self._set_names())
+
+    @classmethod
+    def _names(cls):
+        return [f.name for f in fields(cls)]
+
+    def _set_names(self):
+        return [name for name in self._names() if getattr(self, name) is not None]
+
+    __hash__ = None  # a record of arrays: not hashable, as a dict
 
 
 # what every encoder-decoder output carries after its own leading fields
 SEQ2SEQ_FIELDS = ("past_key_values", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
                   "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions",
                   "encoder_global_attentions")
+ENCODER_FIELDS = ("last_hidden_state", "hidden_states", "attentions", "global_attentions")
 
 
 def _record(name, names, doc):
-    cls = make_dataclass(name, [(n, object, field(default=None)) for n in names], bases=(ModelOutput,))
+    # eq=False: comparing records of arrays field by field has no single truth value
+    cls = make_dataclass(name, [(n, object, field(default=None)) for n in names], bases=(ModelOutput,), eq=False)
     cls.__doc__ = doc
     cls.__module__ = __name__
     return cls
 
 
 LEDEncoderBaseModelOutput = _record(
-    "LEDEncoderBaseModelOutput", ("last_hidden_state", "hidden_states", "attentions", "global_attentions"),
+    "LEDEncoderBaseModelOutput", ENCODER_FIELDS,
     "Encoder output: last_hidden_state [B, L, D]; per layer hidden_states [B, L, D] (embeddings first), "
     "attentions [B, H, L, x + W + 1], global_attentions [B, H, Lp, x] (None without global tokens).")
+BaseModelOutputWithPastAndCrossAttentions = _record(
+    "BaseModelOutputWithPastAndCrossAttentions",
+    ("last_hidden_state", "past_key_values", "hidden_states", "attentions", "cross_attentions"),
+    "Decoder output (`model.get_decoder()(...)`): last_hidden_state [B, T, D]; past_key_values per layer "
+    "(self k, self v, cross k, cross v); per layer hidden_states (embeddings first), attentions [B, H, T, "
+    "past + T] and cross_attentions [B, H, T, L].")
 LEDSeq2SeqModelOutput = _record(
     "LEDSeq2SeqModelOutput", ("last_hidden_state",) + SEQ2SEQ_FIELDS,
     "LEDModel output: last_hidden_state is the decoder's [B, T, D].")
@@ -52,9 +84,11 @@ LEDSeq2SeqQuestionAnsweringModelOutput = _record(
 
 
 def as_encoder_output(encoder_outputs):
-    """encoder_outputs as transformers accepts them: the output record, a tuple led by the last hidden
-    state, or that array alone."""
+    """encoder_outputs as transformers accepts them: the output record, or a tuple (what the encoder
+    returns with return_dict=False: last hidden state, then hidden states, attentions, global attentions
+    as far as given), or the last hidden state alone."""
     if isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
         return encoder_outputs
-    first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
-    return LEDEncoderBaseModelOutput(last_hidden_state=first)
+    if isinstance(encoder_outputs, (tuple, list)):
+        return LEDEncoderBaseModelOutput(**dict(zip(ENCODER_FIELDS, encoder_outputs)))
+    return LEDEncoderBaseModelOutput(last_hidden_state=encoder_outputs)

@@ -2,6 +2,7 @@
 summaries are compared with transformers' generate + decode on the same files."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import ledref
 from conftest import SMALL, hf_call, require
 from hf_oracle import for_generation, randomise
 from test_hub_and_convert import write_pytorch_checkpoint
@@ -108,6 +110,8 @@ def test_bad_inputs(checkpoint, tmp_path):
     (empty / "pytorch_model.bin").write_bytes(b"")
     one_error_line(ledref_command("summarize", "--model", empty, doc), 1, r"only PyTorch weights.*ledref convert")
     one_error_line(ledref_command("summarize", "--model", tmp_path / "nowhere", doc), 1,
+                   r"checkpoint directory .*nowhere does not exist")
+    one_error_line(ledref_command("summarize", "--model", "not a model", doc), 1,
                    r"neither a checkpoint directory nor a Hugging Face repo id")
     one_error_line(ledref_command("summarize", "--model", path, "--num-beams", "many", doc), 2,
                    r"argument --num-beams: invalid int value: 'many'")
@@ -205,3 +209,27 @@ def test_plot_bad_arguments(checkpoint, tmp_path):
                    r"expected a \.png or \.svg file name")
     one_error_line(ledref_command("plot", "--model", path, doc), 2, r"the following arguments are required: --out")
     assert not out.exists()
+
+
+def test_version():
+    run = ledref_command("--version")
+    assert run.returncode == 0 and run.stdout.strip() == f"ledref {ledref.__version__}", (run.stdout, run.stderr)
+
+
+@pytest.mark.parametrize("model", ["./missing-dir", "../missing/model", "~/missing-ledref-model", "/missing/model"])
+def test_a_path_is_never_sent_to_the_hub(model, tmp_path, monkeypatch):
+    """A --model that looks like a path is read from disk only: a missing one is one line saying so, and
+    huggingface_hub is never asked (it would fail differently, or try the network)."""
+    doc = tmp_path / "doc.txt"
+    doc.write_text(TEXT)
+    for command in (["summarize", "--model", model, doc], ["info", model], ["plot", "--model", model, "--out",
+                                                                            tmp_path / "x.png", doc]):
+        one_error_line(ledref_command(*command), 1, rf"checkpoint directory {re.escape(model)} does not exist")
+    import ledref.hub
+    monkeypatch.setattr(ledref.hub, "download", lambda *a, **k: pytest.fail("sent to the Hub"))
+    with pytest.raises(ledref.CheckpointNotFoundError, match=r"does not exist"):
+        ledref.LEDForConditionalGeneration.from_pretrained(model)
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ledref.CheckpointNotFoundError, match=r"checkpoint directory a-file is a file"):
+        ledref.LEDForConditionalGeneration.from_pretrained("a-file")

@@ -132,9 +132,11 @@ def test_head_missing_from_checkpoint(make_checkpoint):
 
 
 def test_missing_files(make_checkpoint, tmp_path):
+    with pytest.raises(ledref.CheckpointNotFoundError, match="checkpoint directory .*nowhere does not exist"):
+        ledref.LEDModel.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(ledref.CheckpointNotFoundError, match="is neither a checkpoint directory nor a Hugging "
                                                              "Face repo id"):
-        ledref.LEDModel.from_pretrained(tmp_path / "nowhere")
+        ledref.LEDModel.from_pretrained("no such model")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ledref.CheckpointNotFoundError, match=r"config\.json"):

@@ -58,7 +58,7 @@ def encoder_layer(h, mask, slots, window, n_heads, act, output_attentions, self_
 
 
 def encoder(params, config, input_ids, mask, output_attentions=False, output_hidden_states=False, slots=None,
-            progress=None):
+            progress=None, inputs_embeds=None):
     """reference.model.encoder, fast: the same arguments (without a recorder) and the same result."""
     xp = array_namespace(input_ids)
     with small_pages(xp):
@@ -71,6 +71,8 @@ def encoder(params, config, input_ids, mask, output_attentions=False, output_hid
                                                       device=device(input_ids))], axis=1)
             mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
         h = xp.reshape(xp.take(params["shared"]["weight"], xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))
+        if inputs_embeds is not None:
+            h[:, :inputs_embeds.shape[1], :] = inputs_embeds
         h += enc["embed_positions"]["weight"][:padded, :]  # h is new: worked on in place, in row chunks
         h = by_rows(lambda x: layer_norm(x, **enc["layernorm_embedding"]), h, rows=row_chunk(xp), out=h)
         slots = global_slots(mask) if slots is None else slots
@@ -108,7 +110,7 @@ def head_projection(x, n_heads, weight, bias):
 
 def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
             decoder_attention_mask=None, past_key_values=None, output_attentions=False,
-            output_hidden_states=False):
+            output_hidden_states=False, inputs_embeds=None):
     """reference.model.decoder; on the first step (no cache yet) the cross-attention keys and values are
     made here, heads contiguous, and handed to the reference as a cache with empty self-attention
     entries."""
@@ -123,4 +125,5 @@ def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_at
                                 head_projection(encoder_hidden_states, heads, **layer["encoder_attn"]["v_proj"]))
                                for layer in params["decoder"]["layers"]]
         return reference.decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask,
-                                 decoder_attention_mask, past_key_values, output_attentions, output_hidden_states)
+                                 decoder_attention_mask, past_key_values, output_attentions, output_hidden_states,
+                                 inputs_embeds=inputs_embeds)

@@ -12,12 +12,14 @@ from .attention import decoder_attention, global_slots, self_attention
 from .functional import ACTIVATIONS, finfo_min, layer_norm, linear
 
 
-def embed(shared, embed_positions, layernorm_embedding, ids, start=0):
+def embed(shared, embed_positions, layernorm_embedding, ids, start=0, inputs_embeds=None):
     """Token embeddings plus learned positions start.. (no scaling, no offset), then a layer norm.
-    ids [B, T] -> [B, T, D]"""
+    inputs_embeds [B, m, D], if given, stand for the first m tokens' embeddings.   ids [B, T] -> [B, T, D]"""
     xp = array_namespace(ids)
     b, t = ids.shape
     h = xp.reshape(xp.take(shared, xp.reshape(ids, (-1,)), axis=0), (b, t, -1))  # [B, T, D]
+    if inputs_embeds is not None:
+        h = xp.concat([inputs_embeds, h[:, inputs_embeds.shape[1]:, :]], axis=1)
     return layer_norm(h + embed_positions["weight"][start:start + t, :], **layernorm_embedding)
 
 
@@ -38,13 +40,14 @@ def encoder_layer(h, mask, slots, window, n_heads, act, implementation, self_att
 
 
 def encoder(params, config, input_ids, mask, implementation="band_matrix", output_attentions=False,
-            output_hidden_states=False, slots=None, progress=None, recorder=None):
+            output_hidden_states=False, slots=None, progress=None, recorder=None, inputs_embeds=None):
     """input_ids [B, L], mask [B, L] (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
 
     Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, and unpads
     everything but `global_attentions`, which transformers returns at the padded length. `slots` is
     global_slots(mask), computed here when not given (which reads the mask back to the host); `progress()`
-    is called after each layer; `recorder(name, array)` receives the intermediates."""
+    is called after each layer; `recorder(name, array)` receives the intermediates; inputs_embeds [B, L, D]
+    replace the token embeddings (see `embed`)."""
     xp = array_namespace(input_ids)
     enc = params["encoder"]
     b, length = input_ids.shape
@@ -53,7 +56,8 @@ def encoder(params, config, input_ids, mask, implementation="band_matrix", outpu
     input_ids = xp.concat([input_ids, xp.full((b, fill), config.pad_token_id, dtype=input_ids.dtype,
                                               device=device(input_ids))], axis=1)  # [B, Lp]
     mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
-    h = embed(params["shared"]["weight"], enc["embed_positions"], enc["layernorm_embedding"], input_ids)
+    h = embed(params["shared"]["weight"], enc["embed_positions"], enc["layernorm_embedding"], input_ids,
+              inputs_embeds=inputs_embeds)
     if recorder:
         recorder("encoder.embeddings", h)
     slots = global_slots(mask) if slots is None else slots
@@ -95,19 +99,20 @@ def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past, self_attn
 
 def decoder(params, config, decoder_input_ids, encoder_hidden_states, encoder_attention_mask=None,
             decoder_attention_mask=None, past_key_values=None, output_attentions=False,
-            output_hidden_states=False, recorder=None):
+            output_hidden_states=False, recorder=None, inputs_embeds=None):
     """decoder_input_ids [B, T] attending to encoder_hidden_states [B, L, D].
 
     decoder_attention_mask [B, past + T] covers past and new tokens, encoder_attention_mask [B, L]; both
     become additive masks (0 or finfo.min), as in transformers' eager attention. past_key_values: per
-    layer (self k, self v, cross k, cross v) [B, H, S, d]. Returns (h [B, T, D], hidden states,
+    layer (self k, self v, cross k, cross v) [B, H, S, d]; inputs_embeds [B, T, D] replace the token
+    embeddings. Returns (h [B, T, D], hidden states,
     self-attention probs, cross-attention probs, cache)."""
     xp = array_namespace(decoder_input_ids)
     dec = params["decoder"]
     t = decoder_input_ids.shape[1]
     past_len = 0 if past_key_values is None else past_key_values[0][0].shape[2]
     h = embed(params["shared"]["weight"], dec["embed_positions"], dec["layernorm_embedding"], decoder_input_ids,
-              start=past_len)  # [B, T, D]
+              past_len, inputs_embeds)  # [B, T, D]
     if recorder:
         recorder("decoder.embeddings", h)
     zero, neg = xp.zeros((), dtype=h.dtype, device=device(h)), finfo_min(h)
