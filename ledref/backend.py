@@ -4,12 +4,12 @@ them. The reference never asks which backend it runs on; the fast path asks thro
 import importlib
 
 import numpy as np
-from array_api_compat import array_namespace, is_array_api_obj
+from array_api_compat import array_namespace, device, is_array_api_obj
 
 from .errors import InputError, LedrefError
 
 BACKENDS = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_strict",
-            "cupy": "array_api_compat.cupy"}
+            "cupy": "array_api_compat.cupy", "torch": "array_api_compat.torch"}
 
 
 def namespace(name):
@@ -36,16 +36,17 @@ def namespace_name(xp):
     """The backend name of an Array API namespace: "numpy", "cupy", or the namespace's module name."""
     name = xp.__name__
     return {"array_api_compat.numpy": "numpy", "numpy": "numpy", "array_api_compat.cupy": "cupy",
+            "array_api_compat.torch": "torch", "torch": "torch",
             "cupy": "cupy"}.get(name, name)
 
 
-def to_namespace(tree, xp):
-    """NumPy arrays (nested in dicts and lists) -> the same tree of xp arrays."""
+def to_namespace(tree, xp, device=None):
+    """NumPy arrays (nested in dicts and lists) -> the same tree of xp arrays (on `device`, if given)."""
     if isinstance(tree, dict):
-        return {k: to_namespace(v, xp) for k, v in tree.items()}
+        return {k: to_namespace(v, xp, device) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [to_namespace(v, xp) for v in tree]
-    return xp.asarray(tree)
+        return [to_namespace(v, xp, device) for v in tree]
+    return xp.asarray(tree) if device is None else xp.asarray(tree, device=device)
 
 
 def to_numpy(a):
@@ -56,6 +57,8 @@ def to_numpy(a):
         return type(a)(to_numpy(v) for v in a)
     if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
         return a.get()
+    if type(a).__module__.startswith("torch"):  # on any device, with or without a gradient
+        return a.detach().cpu().numpy()
     if isinstance(a, (np.ndarray, np.generic)):
         return np.asarray(a)
     return np.from_dlpack(a)
@@ -72,3 +75,12 @@ def input_namespace(values, default):
         detail = ", ".join(f"{k}: {namespace_name(xp)}" for k, xp in found.items())
         raise InputError(f"arguments come from different array backends ({detail}); expected one backend")
     return next(iter(found.values())) if found else default
+
+
+def input_device(values):
+    """The device of the first array argument of a call, None when every argument is a list or None: the
+    weights are placed where the inputs are."""
+    for value in values.values():
+        if value is not None and is_array_api_obj(value):
+            return device(value)
+    return None

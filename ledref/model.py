@@ -12,7 +12,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from . import fast, inputs, reference
-from .backend import input_namespace, namespace, namespace_name, to_namespace
+from .backend import input_device, input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import flatten, load_params, save_params, tensor_shapes
 from .config import LEDConfig
 from .errors import InputError, LedrefError
@@ -115,7 +115,7 @@ class LEDEmbedding:
         model = self.model
         xp = input_namespace({"input_ids": input_ids}, model.default_xp)
         ids = inputs.token_ids(input_ids, xp, "input_ids", model.config.vocab_size)
-        shared = model._params_for(xp)["shared"]["weight"]
+        shared = model._params_for(xp, input_device({"input_ids": input_ids}))["shared"]["weight"]
         return xp.reshape(xp.take(shared, xp.reshape(ids, (-1,)), axis=0), (*ids.shape, shared.shape[1]))
 
 
@@ -185,11 +185,14 @@ class LEDPreTrainedModel:
     def _save_extras(self, path):
         """Files besides config and weights that a subclass writes into a checkpoint directory."""
 
-    def _params_for(self, xp):
-        name = namespace_name(xp)
-        if name not in self._params:
-            self._params[name] = to_namespace(self._host_params, xp)
-        return self._params[name]
+    def _params_for(self, xp, dev=None):
+        """The weights as arrays of xp on device `dev` (None: xp's default device), converted once per
+        backend and device: the weights follow the inputs, onto a torch CUDA device for instance."""
+        dev = device(xp.empty(0)) if dev is None else dev
+        key = (namespace_name(xp), str(dev))
+        if key not in self._params:
+            self._params[key] = to_namespace(self._host_params, xp, dev)
+        return self._params[key]
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -380,7 +383,7 @@ class LEDPreTrainedModel:
         if past_key_values:
             args["past_key_values"] = past_key_values[0][0]
         xp = input_namespace(args, self.default_xp)
-        params = self._params_for(xp)
+        params = self._params_for(xp, input_device(args))
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
                                                       encoder_outputs, output_attentions, output_hidden_states,
                                                       recorder=recorder, inputs_embeds=inputs_embeds)
@@ -448,7 +451,8 @@ class LEDEncoder:
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     inputs_embeds=inputs_embeds)
         xp = input_namespace(args, model.default_xp)
-        out = model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
+        params = model._params_for(xp, input_device(args))
+        out = model._encode(xp, params, input_ids, attention_mask, global_attention_mask, None,
                             model._flag("output_attentions", output_attentions),
                             model._flag("output_hidden_states", output_hidden_states), progress, recorder,
                             inputs_embeds=inputs_embeds)[2]
@@ -496,8 +500,8 @@ class LEDDecoder:
                 encoder_attention_mask = inputs.binary_mask(encoder_attention_mask, xp, "encoder_attention_mask",
                                                             (batch, past_key_values[0][2].shape[2]))
         h, hidden, self_attns, cross_attns, cache = model._decode(
-            xp, model._params_for(xp), batch, input_ids, inputs_embeds, encoder_hidden_states, encoder_attention_mask,
-            attention_mask, past_key_values, model._flag("output_attentions", output_attentions),
+            xp, model._params_for(xp, input_device(args)), batch, input_ids, inputs_embeds, encoder_hidden_states,
+            encoder_attention_mask, attention_mask, past_key_values, model._flag("output_attentions", output_attentions),
             model._flag("output_hidden_states", output_hidden_states), recorder)
         out = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=h, past_key_values=cache if model._flag("use_cache", use_cache) else None,
@@ -543,7 +547,7 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
     def _next_token_logits(self, decoder_input_ids, encoder_hidden_states, attention_mask, past_key_values):
         """One decoding step on checked arrays of the model's backend, without the argument checks of
         forward: (logits of the last position [B, V], cache)."""
-        params = self._params_for(array_namespace(encoder_hidden_states))
+        params = self._params_for(array_namespace(encoder_hidden_states), device(encoder_hidden_states))
         h, _, _, _, cache = self._run_decoder(params, decoder_input_ids, encoder_hidden_states, attention_mask, None,
                                               past_key_values)
         return lm_head(h[:, -1:, :], params)[:, 0, :], cache

@@ -28,8 +28,19 @@ def _gpu_usable():
         return False
 
 
-# cupy joins where CuPy and a GPU are present; there transformers runs on CUDA too, TF32 off on both sides
-BACKENDS = ["numpy", "array_api_strict"] + (["cupy"] if _gpu_usable() else [])
+def _torch_installed():
+    try:
+        importlib.import_module("torch")
+        return True
+    except ImportError:
+        return False
+
+
+# torch (CPU tensors, through array-api-compat) is the second real engine beside NumPy, wherever the test
+# extra is installed (always in CI); cupy joins where CuPy and a GPU are present, and there transformers
+# runs on CUDA too, TF32 off on both sides
+BACKENDS = (["numpy", "array_api_strict"] + (["torch"] if _torch_installed() or CI else [])
+            + (["cupy"] if _gpu_usable() else []))
 HF_DEVICE = "cpu"  # where hf_model and hf_call run transformers: "cuda" while a cupy test runs
 
 

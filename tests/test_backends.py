@@ -118,3 +118,37 @@ def test_forward_pass_stays_on_the_inputs_device(implementation, tmp_path):
     reference = model(input_ids, attention_mask=am, global_attention_mask=gm, decoder_input_ids=decoder_input_ids)
     logits = lm_head(h, params).to_device(xp.Device("CPU_DEVICE"))
     np.testing.assert_allclose(ledref.to_numpy(logits), reference.logits, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("implementation", ["band", "band_matrix", "dense"])
+def test_model_weights_follow_the_inputs_device(implementation, tmp_path):
+    """A model called with arrays on a second array_api_strict device places its weights there (as on a
+    torch CUDA device) and returns arrays there, equal to the run on the default device."""
+    xp = require("array_api_strict")
+    other = xp.Device("device1")
+    model = random_led(tmp_path, attention_window=[4, 8], decoder_layers=2)
+    model.attn_implementation = implementation
+    am = np.ones((2, 13), dtype=np.int64)
+    am[1, 9:] = 0
+    gm = np.zeros_like(am)
+    gm[0, [0, 6]] = 1
+    args = dict(input_ids=np.arange(26).reshape(2, 13) % 50 + 3, attention_mask=am, global_attention_mask=gm,
+                decoder_input_ids=np.array([[2, 5, 7], [2, 9, 4]]))
+    out = model(**{k: xp.asarray(v, device=other) for k, v in args.items()}, output_attentions=True)
+    for array in (out.logits, *out.encoder_attentions, *out.encoder_global_attentions):
+        assert array.device == other
+    expected = model(**args)
+    logits = out.logits.to_device(xp.Device("CPU_DEVICE"))
+    np.testing.assert_allclose(ledref.to_numpy(logits), expected.logits, rtol=0, atol=1e-12)
+
+
+def test_torch_tensors_in_torch_tensors_out(tmp_path):
+    """torch tensors in (through array-api-compat), torch tensors out, equal to the NumPy run."""
+    torch = require("torch")
+    model = random_led(tmp_path, attention_window=[4, 8])
+    ids = np.arange(3, 23).reshape(2, 10)
+    out = model(torch.from_numpy(ids), decoder_input_ids=torch.tensor([[2, 5], [2, 7]]), output_hidden_states=True)
+    assert isinstance(out.logits, torch.Tensor) and out.logits.dtype == torch.float64
+    assert all(isinstance(h, torch.Tensor) for h in out.encoder_hidden_states)
+    expected = model(ids, decoder_input_ids=[[2, 5], [2, 7]])
+    np.testing.assert_allclose(ledref.to_numpy(out.logits), expected.logits, rtol=0, atol=1e-12)

@@ -51,7 +51,11 @@ def test_matmul_into_equals_standard_matmul(into, inner, backend):
     xp = namespace(backend)
     out = {"contiguous": xp.zeros((2, 5, 4), dtype=xa.dtype), "strided": xp.zeros((2, 5, 9), dtype=xa.dtype)[..., 2:6],
            "none": None}[into]
-    np.testing.assert_array_equal(ledref.to_numpy(matmul_into(xa, xb, out)), expected)
+    got = ledref.to_numpy(matmul_into(xa, xb, out))
+    if backend in ("numpy", "array_api_strict"):  # NumPy underneath: the same operations, to the bit
+        np.testing.assert_array_equal(got, expected)
+    else:  # another engine's own product (its BLAS sums in its own order)
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
 
 def test_linear_and_layer_norm_in_place_against_torch(backend):
@@ -74,7 +78,11 @@ def test_linear_and_layer_norm_in_place_against_torch(backend):
 def test_exp_inplace_equals_standard_exp(backend):
     x = np.linspace(-80, 80, 3000).reshape(3, 1000, 1)
     expected = np.exp(x)  # NumPy's own exp, on a copy
-    np.testing.assert_array_equal(ledref.to_numpy(exp_inplace(to_backend(x.copy(), backend))), expected)
+    got = ledref.to_numpy(exp_inplace(to_backend(x.copy(), backend)))
+    if backend in ("numpy", "array_api_strict"):  # NumPy underneath: the same operations, to the bit
+        np.testing.assert_array_equal(got, expected)
+    else:  # another engine's own exp
+        np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("rows", [1, 7, 32, 1000])

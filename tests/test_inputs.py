@@ -50,7 +50,7 @@ GOOD = dict(input_ids=[[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])
     (dict(input_ids=[[5, 6, 97]]), r"input_ids holds ids outside \[0, 97\), e\.g\. 97 at index \(0, 2\)"),
     (dict(input_ids=[[5, -1]]), r"input_ids holds ids outside \[0, 97\)"),
     (dict(input_ids=[5, 6, 7]), r"input_ids has shape \(3,\); expected \(batch, length\)"),
-    (dict(input_ids=[[5.0, 6.0]]), r"input_ids has dtype (array_api_strict\.)?float64; expected integer token ids"),
+    (dict(input_ids=[[5.0, 6.0]]), r"input_ids has dtype (array_api_strict\.|torch\.)?float64; expected integer token ids"),
     (dict(input_ids=[[5, 6], [7]]), r"input_ids is not a rectangular array"),
     (dict(input_ids=np.zeros((1, 0), dtype=np.int64)), r"input_ids has length 0"),
     (dict(input_ids=[[5] * 161]), r"input_ids has length 161, padded to 168 .* max_encoder_position_embeddings=160"),

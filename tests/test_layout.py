@@ -153,3 +153,21 @@ def test_mismatched_masks_are_refused(small_output):
         to_dense(out.encoder_attentions[0], out.encoder_global_attentions[0], gm[:, :3], am)
     with pytest.raises(ledref.InputError, match=r"query=14 is outside the 14 tokens"):
         attention_weight(out.encoder_attentions[0], out.encoder_global_attentions[0], 14, 0, gm, am)
+
+
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
+def test_layout_reads_other_backends_outputs(backend, small_output, tmp_path):
+    """The same model run on another backend's arrays: its outputs decode to the NumPy run's matrices."""
+    from conftest import require, to_backend
+    require(backend)
+    out, gm, am = small_output
+    model = random_led(tmp_path, seed=1, attention_window=[4, 6])
+    theirs = model(to_backend(np.arange(3, 31).reshape(2, 14), backend), attention_mask=to_backend(am, backend),
+                   global_attention_mask=to_backend(gm, backend), decoder_input_ids=to_backend(np.array([[2], [2]]),
+                                                                                              backend),
+                   output_attentions=True)
+    for layer in range(2):
+        expected = to_dense(out.encoder_attentions[layer], out.encoder_global_attentions[layer], gm, am)
+        got = to_dense(theirs.encoder_attentions[layer], theirs.encoder_global_attentions[layer],
+                       to_backend(gm, backend), to_backend(am, backend))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
