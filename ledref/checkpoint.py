@@ -325,6 +325,7 @@ def random_state_dict(config, head="lm", seed=0, dtype="float32"):
     """Random weights in transformers' key layout (`led.` prefix when there is a head): matrices
     N(0, 0.3^2), embeddings N(0, 1), LayerNorm weights 1 + N(0, 0.3^2), biases N(0, 0.3^2). For examples
     and tests that need a checkpoint without transformers; nothing is left at a zero init."""
+    _check_head(head)
     check_int("seed", seed, InputError, minimum=0)
     try:
         floating = np.dtype(dtype).kind == "f"
@@ -365,6 +366,8 @@ def _strip_prefix(key):
 
 def nest(flat):
     """{"encoder.layers.0.fc1.weight": a} -> {"encoder": {"layers": [{"fc1": {"weight": a}}]}}"""
+    if not isinstance(flat, dict) or not all(isinstance(k, str) for k in flat):
+        raise CheckpointError(f"flat={short(flat)}; expected a dict of dotted tensor name (str) -> array")
     root = {}
     for key, value in flat.items():
         node = root

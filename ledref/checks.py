@@ -87,6 +87,10 @@ def check_path(name, value, error):
         path = os.fsdecode(path)
     if "\0" in path:
         raise error(f"{name}={short(path)} holds a NUL character; expected a path")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{name}={short(path)} is not valid UTF-8; expected a path ledref can name") from None
     return path
 
 

@@ -20,6 +20,7 @@ from .errors import GenerationError, InputError
 from .outputs import as_encoder_output
 
 NEG = np.float32(-1.0e9)  # transformers' "never pick this" score in beam search
+MAX_BEAMS = 2 ** 16  # far more beams than a search is run with; more would only exhaust memory
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class GenerationConfig:
         for name in ("max_length", "max_new_tokens", "min_length", "min_new_tokens"):
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), GenerationError, minimum=1 if name == "max_new_tokens" else 0)
-        check_int("num_beams", self.num_beams, GenerationError, minimum=1)
+        check_int("num_beams", self.num_beams, GenerationError, minimum=1, maximum=MAX_BEAMS)
         check_int("num_return_sequences", self.num_return_sequences, GenerationError, minimum=1)
         check_real("length_penalty", self.length_penalty, GenerationError)
         if not (is_bool(self.early_stopping) or (isinstance(self.early_stopping, str)

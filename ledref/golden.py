@@ -54,7 +54,8 @@ def _check_case(name):
 def case_inputs(name, vocab_size, seed=0):
     """The inputs of a catalogue case: input_ids, attention_mask, global_attention_mask, decoder_input_ids."""
     _check_case(name)
-    check_int("vocab_size", vocab_size, InputError, minimum=4)  # ids are drawn from 3 (after <s>, <pad>, </s>)
+    # ids are drawn from 3 up (after <s>, <pad> and </s>)
+    check_int("vocab_size", vocab_size, InputError, minimum=4, maximum=2 ** 24)
     check_int("seed", seed, InputError, minimum=0)
     _, _, lengths, globals_ = CASES[name]
     rng = np.random.default_rng(seed)

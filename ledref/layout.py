@@ -24,6 +24,9 @@ from .checks import check_int, is_int, short
 from .errors import InputError
 
 
+MAX_WINDOW = 2 ** 24  # the largest window a config may give (config.LIMITS)
+
+
 def as_numpy(a, name="array"):
     """An array of any backend, or nested lists, as a NumPy array of numbers (else an InputError naming it)."""
     try:
@@ -114,8 +117,9 @@ def to_band(dense, global_attention_mask=None, attention_mask=None, window=None,
     d = as_numpy(dense, "dense")
     if d.ndim != 4 or d.shape[-1] != d.shape[-2]:
         raise InputError(f"dense has shape {d.shape}; expected (batch, heads, tokens, tokens)")
-    if not is_int(window) or window < 2 or window % 2:
-        raise InputError(f"window={short(window)}; expected the layer's even attention window >= 2 (an int)")
+    if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
+        raise InputError(f"window={short(window)}; expected the layer's even attention window from 2 to "
+                         f"{MAX_WINDOW} (an int)")
     b, h, length, _ = d.shape
     padded = length if padded_length is None else check_int("padded_length", padded_length, InputError, minimum=0)
     if padded < length:

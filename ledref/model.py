@@ -26,9 +26,11 @@ from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOut
 DTYPES = ("float32", "float64")
 
 
-def _check_options(dtype, attn_implementation):
+def _check_options(dtype, attn_implementation, backend=None):
     check_choice("dtype", dtype, DTYPES, InputError)
     check_choice("attn_implementation", attn_implementation, sorted(SELF_ATTENTION), InputError)
+    if backend is not None and not isinstance(backend, str):
+        raise InputError(f"backend={short(backend)} is not supported; expected None or a backend name (str)")
 
 
 def _check_call(output_attentions=False, output_hidden_states=False, progress=None, recorder=None, use_cache=False):
@@ -276,7 +278,7 @@ class LEDPreTrainedModel:
     head = None
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
-        _check_options(dtype, attn_implementation)
+        _check_options(dtype, attn_implementation, backend)
         if not isinstance(config, LEDConfig):
             raise ConfigError(f"config is a {type(config).__name__}; expected an LEDConfig (LEDConfig.from_dict makes "
                               f"one from a dict)")
@@ -292,7 +294,7 @@ class LEDPreTrainedModel:
                         revision=None, cache_dir=None, local_files_only=False):
         """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
         folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve."""
-        _check_options(dtype, attn_implementation)  # before reading any weights
+        _check_options(dtype, attn_implementation, backend)  # before reading any weights
         path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
         params = load_params(path, config, head=cls.head, dtype=dtype)

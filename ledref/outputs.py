@@ -56,5 +56,9 @@ def as_encoder_output(encoder_outputs):
     state, or that array alone."""
     if isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
         return encoder_outputs
+    if isinstance(encoder_outputs, (tuple, list)) and not encoder_outputs:
+        from .errors import InputError
+        raise InputError("encoder_outputs is empty; expected the encoder's output (or a tuple led by its last "
+                         "hidden state)")
     first = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs
     return LEDEncoderBaseModelOutput(last_hidden_state=first)

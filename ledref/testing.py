@@ -110,10 +110,10 @@ def make_case(name, batch, heads, length, head_dim, one_sided_window, lengths=No
               seed=0):
     """A Case from per-row non-pad lengths (default: no padding; pad at the end) and per-row global
     positions (default none; positions past a row's length are flagged but become 0 in the merged mask)."""
-    for arg, value in (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim),
-                       ("one_sided_window", one_sided_window)):
-        check_int(arg, value, ConformanceError, minimum=1)
-    check_int("seed", seed, ConformanceError, minimum=0)
+    _check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
+    for arg, value in (("lengths", lengths), ("global_positions", global_positions)):
+        if value is not None and not isinstance(value, (list, tuple, range)):
+            raise ConformanceError(f"case {name}: {arg}={short(value)}; expected a list with one entry per row")
     lengths = [length] * batch if lengths is None else list(lengths)
     global_positions = [[] for _ in range(batch)] if global_positions is None else list(global_positions)
     if len(lengths) != batch or len(global_positions) != batch:
@@ -134,10 +134,7 @@ def make_inputs(batch, heads, length, head_dim, one_sided_window, mask, seed=0):
     """The kernel's keyword arguments: six standard-normal float64 tensors [B, H, L, d] drawn from
     numpy.random.default_rng(seed) in the order q, k, v, q_global, k_global, v_global (q and q_global
     then divided by sqrt(d)), the merged mask int64 [B, L] and the window."""
-    for arg, value in (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim),
-                       ("one_sided_window", one_sided_window)):
-        check_int(arg, value, ConformanceError, minimum=1)
-    check_int("seed", seed, ConformanceError, minimum=0)
+    _check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
     try:
         mask = np.asarray(mask)
     except (ValueError, TypeError):
@@ -153,6 +150,19 @@ def make_inputs(batch, heads, length, head_dim, one_sided_window, mask, seed=0):
     scale = 1 / math.sqrt(head_dim)
     return dict(q=q * scale, k=k, v=v, q_global=qg * scale, k_global=kg, v_global=vg, attention_mask=mask,
                 one_sided_window=one_sided_window)
+
+
+MAX_ELEMENTS = 2 ** 26  # the largest B * H * L * d a case may ask for (six float64 tensors of it: 3 GB)
+
+
+def _check_sizes(batch, heads, length, head_dim, one_sided_window, seed):
+    for arg, value in (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim),
+                       ("one_sided_window", one_sided_window)):
+        check_int(arg, value, ConformanceError, minimum=1, maximum=MAX_ELEMENTS)
+    check_int("seed", seed, ConformanceError, minimum=0, maximum=2 ** 63)
+    if batch * heads * length * head_dim > MAX_ELEMENTS:
+        raise ConformanceError(f"batch * heads * length * head_dim = {batch * heads * length * head_dim:,}; "
+                               f"expected at most {MAX_ELEMENTS:,}")
 
 
 CATALOGUE = [

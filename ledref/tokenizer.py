@@ -38,6 +38,7 @@ from .hub import REPO_ID, resolve
 
 VERY_LARGE_INTEGER = int(1e30)  # transformers' model_max_length when the files set none: no limit
 LARGE_INTEGER = int(1e20)  # above this, transformers treats model_max_length as "no limit"
+MAX_PADDED = 2 ** 24  # the longest row padding may make (far beyond any model's positions)
 # name -> content; the AddedToken flags are all False except <mask>'s lstrip (see the module docstring)
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
                   "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>"}
@@ -153,7 +154,7 @@ class LEDTokenizer:
                 flags.setdefault(entry["content"], {k: entry[k] for k in TOKEN_FLAGS if k in entry})
         for key, expected_value in (("padding_side", "right"), ("truncation_side", "right")):
             if config.get(key, expected_value) != expected_value:
-                raise TokenizerError(f"tokenizer_config.json sets {key}={config[key]!r}; ledref supports only "
+                raise TokenizerError(f"tokenizer_config.json sets {key}={short(config[key])}; ledref supports only "
                                      f"{expected_value!r}")
         settings = {name: config[name] for name in OPTIONS if config.get(name) is not None}
         settings.update({name: value for name, value in special_map.items() if name in SPECIAL_TOKENS})
@@ -209,6 +210,11 @@ class LEDTokenizer:
         Returns a BatchEncoding with `input_ids` (and `attention_mask` unless return_attention_mask=False): lists
         (one row for a single text) or, with return_tensors="np", int64 arrays of shape [batch, length].
         """
+        _check_bool("add_special_tokens", add_special_tokens)
+        if return_attention_mask is not None:
+            _check_bool("return_attention_mask", return_attention_mask)
+        if return_tensors is not None and not isinstance(return_tensors, str):
+            raise TokenizerError(f"return_tensors={short(return_tensors)} is not supported; expected None or 'np'")
         batched = isinstance(text, (list, tuple))
         rows = _rows(text, text_pair, batched)  # [(text, pair text or None)]
         padding, truncation, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
@@ -240,6 +246,9 @@ class LEDTokenizer:
             length = max(map(len, input_ids)) if padding == "longest" else max_length
             if pad_to_multiple_of is not None and length % pad_to_multiple_of:
                 length += pad_to_multiple_of - length % pad_to_multiple_of
+            if length > MAX_PADDED:
+                raise TokenizerError(f"padding would make rows of {length:,} tokens (max_length={max_length}, "
+                                     f"pad_to_multiple_of={pad_to_multiple_of}); expected at most {MAX_PADDED:,}")
             # rows longer than the padded length stay as they are (only truncation shortens)
             input_ids = [ids + [self.pad_token_id] * (length - len(ids)) for ids in input_ids]
             attention_mask = [mask + [0] * (length - len(mask)) for mask in attention_mask]
@@ -285,12 +294,12 @@ class LEDTokenizer:
         if padding is True or padding is False:
             padding = "longest" if padding else "do_not_pad"
         elif not isinstance(padding, str) or padding not in PADDING:
-            raise TokenizerError(f"padding={padding!r} is not a padding strategy; expected True, False or one of "
+            raise TokenizerError(f"padding={short(padding)} is not a padding strategy; expected True, False or one of "
                                  f"{list(PADDING)}")
         if truncation is True or truncation is False or truncation is None:
             truncation = "longest_first" if truncation else "do_not_truncate"
         elif not isinstance(truncation, str) or truncation not in TRUNCATION:
-            raise TokenizerError(f"truncation={truncation!r} is not a truncation strategy; expected True, False, "
+            raise TokenizerError(f"truncation={short(truncation)} is not a truncation strategy; expected True, False, "
                                  f"None or one of {list(TRUNCATION)}")
         if max_length is None:
             # without max_length, fall back to model_max_length; with none set, neither pad nor truncate
@@ -500,6 +509,8 @@ def _rows(text, text_pair, batched):
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TokenizerError(f"text[{i}] is a {type(t).__name__}; expected str")
+    if text_pair is not None and not isinstance(text_pair, (str, list, tuple)):
+        raise TokenizerError(f"text_pair is a {type(text_pair).__name__}; expected a str, a list of str or None")
     if text_pair is None or (not batched and text_pair == ""):  # transformers: an empty pair text is no pair
         return [(t, None) for t in texts]
     pairs = list(text_pair) if batched and isinstance(text_pair, (list, tuple)) else None
@@ -561,13 +572,13 @@ def _check_position(p, length, row=None):
 
 def _check_bool(name, value):
     if not isinstance(value, bool):
-        raise TokenizerError(f"{name}={value!r}; expected True or False")
+        raise TokenizerError(f"{name}={short(value)}; expected True or False")
     return value
 
 
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise TokenizerError(f"{name}={value!r}; expected an int >= {minimum}")
+        raise TokenizerError(f"{name}={short(value)}; expected an int >= {minimum}")
     return int(value)
 
 

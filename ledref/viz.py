@@ -19,7 +19,7 @@ import numpy as np
 
 from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
-from .layout import _layout, as_numpy, global_positions, index, merged_mask, to_dense
+from .layout import MAX_WINDOW, _layout, as_numpy, global_positions, index, merged_mask, to_dense
 
 GLOBAL = "#00bcd4"  # cyan: global tokens, rows and columns
 
@@ -90,6 +90,7 @@ def plot_band(attentions, global_attentions=None, global_attention_mask=None, at
     global_attentions) and are marked in cyan."""
     check_bool("log", log, InputError)
     _check_ax(ax)
+    _check_title(title)
     image, block, (start, stop), x, w, positions = band_image(attentions, global_attentions, global_attention_mask,
                                                               attention_mask, head, row, start, stop, max_rows, pool)
     fig = ax.figure if ax is not None else _figure((7, 6))
@@ -121,6 +122,7 @@ def plot_dense(attentions, global_attentions=None, global_attention_mask=None, a
     at most 48 of them, global tokens' rows and columns outlined in cyan."""
     check_bool("log", log, InputError)
     _check_ax(ax)
+    _check_title(title)
     dense = to_dense(attentions, global_attentions, global_attention_mask, attention_mask)
     b, h, length, _ = dense.shape
     row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
@@ -206,6 +208,11 @@ def _indices(name, values, size):
     return values
 
 
+def _check_title(title):
+    if title is not None and not isinstance(title, str):
+        raise InputError(f"title={short(title)}; expected a str or None")
+
+
 def _check_ax(ax):
     if ax is not None and not (hasattr(ax, "imshow") and hasattr(ax, "figure")):
         raise InputError(f"ax={short(ax)}; expected a matplotlib Axes or None")
@@ -214,8 +221,9 @@ def _check_ax(ax):
 def _sparsity_args(length, window, global_positions, max_length=None):
     """Checked (length, window, sorted unique global positions) of the sparsity functions."""
     length = check_int("length", length, InputError, minimum=1, maximum=max_length)
-    if not is_int(window) or window < 2 or window % 2:
-        raise InputError(f"window={short(window)}; expected an even int >= 2 (the two-sided attention window)")
+    if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
+        raise InputError(f"window={short(window)}; expected an even int from 2 to {MAX_WINDOW} (the two-sided "
+                         f"attention window)")
     if isinstance(global_positions, (str, bytes)) or not hasattr(global_positions, "__iter__"):
         raise InputError(f"global_positions={short(global_positions)}; expected a list of token positions")
     positions = list(np.asarray(global_positions).ravel()) if isinstance(global_positions, np.ndarray) \
