@@ -1098,7 +1098,7 @@ def test_fuzzed_files_load_correctly_or_raise_a_ledref_error(c, tmp_path):
     """Hypothesis corrupts model.safetensors byte by byte, mutates config.json and the index, under an address
     space limit in a fresh process (tests/fuzz_loader.py): the only outcomes allowed are a load equal to the
     file's own tensors, or a ledref error."""
-    examples = os.environ.get("LEDREF_FUZZ_EXAMPLES", "200")
+    examples = os.environ.get("LEDREF_FUZZ_EXAMPLES", "500")
     run = subprocess.run([sys.executable, str(TESTS / "fuzz_loader.py"), str(tmp_path), examples],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
