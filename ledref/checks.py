@@ -43,9 +43,9 @@ def check_int(name, value, error, minimum=None, maximum=None):
 
 
 def int_range(minimum=None, maximum=None):
-    """'an int >= 1', 'an int from 0 to 9', ... for messages."""
+    """'an int >= 1', 'an int >= 0 and <= 9', ... for messages."""
     if minimum is not None and maximum is not None:
-        return f"an int from {minimum} to {maximum}"
+        return f"an int >= {minimum} and <= {maximum}"
     if minimum is not None:
         return f"an int >= {minimum}"
     if maximum is not None:
