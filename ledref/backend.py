@@ -14,8 +14,8 @@ BACKENDS = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_st
 
 def namespace(name):
     """The Array API namespace of a backend given by name."""
-    if name not in BACKENDS:
-        raise LedrefError(f"backend={name!r} is not supported; expected one of {sorted(BACKENDS)}")
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise InputError(f"backend={name!r} is not supported; expected one of {sorted(BACKENDS)} (or None)")
     try:
         xp = importlib.import_module(BACKENDS[name])
     except ImportError as e:
@@ -61,6 +61,8 @@ def to_numpy(a):
         return a.detach().cpu().numpy()
     if isinstance(a, (np.ndarray, np.generic)):
         return np.asarray(a)
+    if not hasattr(a, "__dlpack__"):
+        raise InputError(f"to_numpy takes an array (or a tuple or list of them, or None), got a {type(a).__name__}")
     return np.from_dlpack(a)
 
 

@@ -4,14 +4,14 @@ the model code takes them: params["encoder"]["layers"][0]["fc1"]["weight"] is th
 `led.encoder.layers.0.fc1.weight`.
 """
 
-import json
 import os
 
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from .errors import CheckpointError, CheckpointNotFoundError
+from .checks import check_choice, check_int, check_path, inside, make_directory, read_json, reason, short
+from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, InputError
 
 try:  # lets safetensors' numpy reader return bfloat16 tensors
     import ml_dtypes  # noqa: F401
@@ -24,10 +24,23 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 TIED_COPIES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")
 HEADS = ("lm", "qa", "classification")
 BASE_MODULES = ("shared", "encoder", "decoder")  # the encoder-decoder's top-level names; heads add others
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names of the dtypes weights may be stored in
+
+
+def _check_config(config):
+    from .config import LEDConfig
+    if not isinstance(config, LEDConfig):
+        raise ConfigError(f"config is a {type(config).__name__}; expected an LEDConfig")
+
+
+def _check_head(head):
+    if head is not None and (not isinstance(head, str) or head not in HEADS):
+        raise CheckpointError(f"head={short(head)}; expected None or one of {list(HEADS)}")
 
 
 def base_shapes(config):
     """Expected shape of every key of the encoder-decoder (no `led.` prefix, no head)."""
+    _check_config(config)
     D, V = config.d_model, config.vocab_size
     shapes = {"shared.weight": (V, D)}
 
@@ -79,23 +92,18 @@ def head_shapes(config, head):
 
 
 def weight_files(path):
-    """The safetensors files of a checkpoint directory and, for a sharded one, which file holds each key."""
-    path = os.fspath(path)
+    """The safetensors files of a checkpoint directory: model.safetensors, or the shards that
+    model.safetensors.index.json names. A shard name must stay inside the directory (see
+    checks.inside: judged on the name, so the Hugging Face cache's symlinks into its blob store work);
+    any other is a CheckpointError naming the index and the shard, and nothing outside is opened."""
+    path = check_path("path", path, InputError)
     if not os.path.isdir(path):
         raise CheckpointNotFoundError(f"checkpoint directory {path} does not exist or is not a directory")
     single, index = os.path.join(path, SAFETENSORS), os.path.join(path, SAFETENSORS_INDEX)
     if os.path.isfile(single):
         return [single]
     if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            weight_map = json.load(f).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise CheckpointError(f"{index} has no 'weight_map' object")
-        files = sorted({os.path.join(path, name) for name in weight_map.values()})
-        for file in files:
-            if not os.path.isfile(file):
-                raise CheckpointNotFoundError(f"shard {file} named in {index} does not exist")
-        return files
+        return [os.path.join(path, name) for name in shard_names(index)]
     present = sorted(os.listdir(path))
     if any(name.startswith("pytorch_model") and name.endswith((".bin", ".bin.index.json")) for name in present):
         raise CheckpointNotFoundError(
@@ -105,25 +113,109 @@ def weight_files(path):
                                   f"files there: {present}")
 
 
+def shard_names(index):
+    """The distinct shard file names of an index file (model.safetensors.index.json or
+    pytorch_model.bin.index.json), sorted, each checked to stay inside the index's directory and to be a
+    file there."""
+    data = read_json(index, CheckpointError, "checkpoint index")
+    weight_map = data.get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"checkpoint index {index} has no 'weight_map' object (tensor name -> shard file)")
+    names = set()
+    for key, name in weight_map.items():
+        if not inside(name):
+            raise CheckpointError(f"checkpoint index {index} names the shard {short(name)} for {short(key)}; "
+                                  f"expected a file name inside the checkpoint directory (relative, no '..')")
+        names.add(name)
+    directory = os.path.dirname(index)
+    for name in sorted(names):
+        if not os.path.isfile(os.path.join(directory, name)):
+            raise CheckpointNotFoundError(f"shard {os.path.join(directory, name)} named in {index} does not exist")
+    return sorted(names)
+
+
+def _open(file):
+    """safe_open(file), or a CheckpointError naming the file and what is wrong with it."""
+    try:
+        return safe_open(file, framework="numpy")
+    except Exception as e:  # SafetensorError, OSError: corrupt header, truncated file, unreadable file
+        raise CheckpointError(f"{file} is not a readable safetensors file ({_safetensors_reason(e)})") from None
+
+
+def _safetensors_reason(e):
+    return reason(e).replace("SafetensorError: ", "").replace("Error while deserializing header: ", "header: ")
+
+
+def read_headers(files):
+    """{key: (shape, safetensors dtype name, file)} of every tensor of the files, from their headers
+    only. A key in two files is an error."""
+    headers = {}
+    for file in files:
+        with _open(file) as f:
+            for key in f.keys():
+                if key in headers:
+                    raise CheckpointError(f"tensor {key} is in both {headers[key][2]} and {file}; expected it in "
+                                          f"one file")
+                tensor = f.get_slice(key)
+                headers[key] = (tuple(tensor.get_shape()), tensor.get_dtype(), file)
+    return headers
+
+
+def read_tensors(headers, keys):
+    """The tensors `keys` (names as in the file) as NumPy arrays, dtype as stored; a tensor that cannot be
+    read is a CheckpointError naming it and its file."""
+    by_file = {}
+    for key in keys:
+        by_file.setdefault(headers[key][2], []).append(key)
+    state = {}
+    for file, names in by_file.items():
+        with _open(file) as f:
+            for key in names:
+                try:
+                    state[key] = f.get_tensor(key)
+                except Exception as e:
+                    raise CheckpointError(f"tensor {key} of {file} cannot be read "
+                                          f"({_safetensors_reason(e)})") from None
+    return state
+
+
 def read_state_dict(path):
     """Every tensor of the checkpoint as a NumPy array (dtype as stored), keyed by the checkpoint's names."""
-    state = {}
-    for file in weight_files(path):
-        with safe_open(file, framework="numpy") as f:
-            for key in f.keys():
-                state[key] = f.get_tensor(key)
-    return state
+    headers = read_headers(weight_files(path))
+    return read_tensors(headers, list(headers))
 
 
 def tensor_shapes(path):
     """{key: (shape, dtype name)} of every tensor of a checkpoint, read from the file headers only."""
-    shapes = {}
-    for file in weight_files(path):
-        with safe_open(file, framework="numpy") as f:
-            for key in f.keys():
-                tensor = f.get_slice(key)
-                shapes[key] = (tuple(tensor.get_shape()), tensor.get_dtype())
-    return shapes
+    return {key: (shape, dtype) for key, (shape, dtype, _) in read_headers(weight_files(path)).items()}
+
+
+def check_config(config, headers, path):
+    """The config's sizes against what the weight files hold (`headers` keyed without the `led.` prefix),
+    before anything proportional to them is built: layer counts no larger than the layers present,
+    vocabulary, model and feed-forward sizes and position counts equal to the shapes of the tensors that
+    carry them. A ConfigError names the field."""
+    for side in ("encoder", "decoder"):
+        field = f"{side}_layers"
+        prefix = f"{side}.layers."
+        present = {int(k[len(prefix):].split(".", 1)[0]) for k in headers
+                   if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0].isdigit()}
+        n = getattr(config, field)
+        held = max(present) + 1 if present else 0
+        if n > held and (present or any(k.startswith(f"{side}.") for k in headers)):
+            what = f"{side} layers up to {held - 1}" if present else f"no {side} layers"
+            raise ConfigError(f"config field {field}={n}, but the weights in {path} hold {what}; expected the "
+                              f"config of these weights")
+    shared = next((k for k in ("shared.weight",) + TIED_COPIES if k in headers), None)
+    carriers = [] if shared is None else [("vocab_size", shared, 0), ("d_model", shared, 1)]
+    for side in ("encoder", "decoder"):
+        carriers += [(f"max_{side}_position_embeddings", f"{side}.embed_positions.weight", 0),
+                     (f"{side}_ffn_dim", f"{side}.layers.0.fc1.weight", 0)]
+    for field, key, axis in carriers:
+        shape = headers[key][0] if key in headers else ()
+        if len(shape) == 2 and getattr(config, field) != shape[axis]:
+            raise ConfigError(f"config field {field}={getattr(config, field)}, but {key} in {path} has shape "
+                              f"{shape}; expected the config of these weights")
 
 
 def load_params(path, config, head=None, dtype="float32"):
@@ -132,45 +224,115 @@ def load_params(path, config, head=None, dtype="float32"):
     Keys may carry the `led.` prefix or not; tied copies of shared.weight are accepted and must equal it;
     keys of other LED heads are ignored (as when loading LEDModel from a summarisation checkpoint);
     anything else that is missing, unexpected or misshapen is reported, all at once, in a CheckpointError.
+    Everything is decided from the files' headers first (the config's sizes too, see `check_config`);
+    only then are the tensors the model needs read.
     """
-    state = {_strip_prefix(k): v for k, v in read_state_dict(path).items()}
+    _check_config(config)
+    _check_head(head)
+    check_choice("dtype", dtype, ("float32", "float64"), InputError)
+    headers = read_headers(weight_files(path))
+    names = {}  # key without the `led.` prefix -> name in the file
+    for key in headers:
+        bare = _strip_prefix(key)
+        if bare in names:
+            raise CheckpointError(f"checkpoint {path} holds both {names[bare]} and {key}; expected one of them")
+        names[bare] = key
+    shapes = {bare: headers[key][0] for bare, key in names.items()}
+    check_config(config, {bare: headers[key] for bare, key in names.items()}, path)
     expected = {**base_shapes(config), **head_shapes(config, head)}
     other_heads = set()
     for other in HEADS:
         if other != head:
             other_heads |= set(head_shapes(config, other))
 
-    if "shared.weight" not in state:  # a checkpoint may hold only a tied copy
+    source = dict(names)  # the file's tensor each expected key is read from
+    if "shared.weight" not in source:  # a checkpoint may hold only a tied copy
         for copy in TIED_COPIES:
-            if copy in state:
-                state["shared.weight"] = state[copy]
+            if copy in source:
+                source["shared.weight"], shapes["shared.weight"] = source[copy], shapes[copy]
                 break
-    if head == "lm" and "final_logits_bias" not in state:  # as transformers: absent means zeros
-        state["final_logits_bias"] = np.zeros(expected["final_logits_bias"], dtype=np.float32)
+    zero_bias = head == "lm" and "final_logits_bias" not in source  # as transformers: absent means zeros
 
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected and k not in TIED_COPIES and k not in other_heads]
-    mismatched = [(k, tuple(state[k].shape), shape) for k, shape in expected.items()
-                  if k in state and tuple(state[k].shape) != shape]
-    shared = state.get("shared.weight")
-    untied = [k for k in TIED_COPIES if k in state and shared is not None
-              and (state[k].shape != shared.shape or not np.array_equal(state[k], shared))]
-    if missing or unexpected or mismatched or untied:
-        lines = [f"checkpoint {os.fspath(path)} does not match its config:"]
-        lines += [f"  missing key {k} (expected shape {expected[k]})" for k in missing]
-        lines += [f"  unexpected key {k} (shape {tuple(state[k].shape)})" for k in unexpected]
-        lines += [f"  key {k} has shape {found}, expected {want}" for k, found, want in mismatched]
-        lines += [f"  key {k} differs from shared.weight; LED ties them" for k in untied]
-        raise CheckpointError("\n".join(lines), missing, unexpected, mismatched)
-
+    missing = [k for k in expected if k not in source and not (zero_bias and k == "final_logits_bias")]
+    unexpected = [k for k in names if k not in expected and k not in TIED_COPIES and k not in other_heads]
+    mismatched = [(k, shapes[k], shape) for k, shape in expected.items() if k in source and shapes[k] != shape]
+    shared = shapes.get("shared.weight")
+    copies = [k for k in TIED_COPIES if k in names and names[k] != source.get("shared.weight")]
+    misshapen_copies = [k for k in copies if shapes[k] != shared]
+    if missing or unexpected or mismatched or misshapen_copies:
+        raise _mismatch(f"checkpoint {path} does", expected, shapes, missing, unexpected, mismatched,
+                        misshapen_copies)
+    wanted = [source[k] for k in expected if k in source] + [names[k] for k in copies]
+    for key in wanted:
+        if headers[key][1] not in FLOAT_DTYPES:
+            raise CheckpointError(f"tensor {key} of {headers[key][2]} has dtype {headers[key][1]}; expected one of "
+                                  f"{', '.join(FLOAT_DTYPES)}")
+    state = read_tensors(headers, wanted)
+    untied = [k for k in copies if not np.array_equal(state[names[k]], state[source["shared.weight"]])]
+    if untied:
+        raise _mismatch(f"checkpoint {path} does", expected, shapes, [], [], [], untied)
     np_dtype = np.dtype(dtype)
-    return nest({k: np.asarray(state[k], dtype=np_dtype) for k in expected})
+    params = {k: np.asarray(state[source[k]], dtype=np_dtype) for k in expected if k in source}
+    if zero_bias:
+        params["final_logits_bias"] = np.zeros(expected["final_logits_bias"], dtype=np_dtype)
+    return nest({k: params[k] for k in expected})
+
+
+def _mismatch(what, expected, shapes, missing, unexpected, mismatched, untied):
+    lines = [f"{what} not match its config:"]
+    lines += [f"  missing key {k} (expected shape {expected[k]})" for k in missing]
+    lines += [f"  unexpected key {k} (shape {shapes[k]})" for k in unexpected]
+    lines += [f"  key {k} has shape {found}, expected {want}" for k, found, want in mismatched]
+    lines += [f"  key {k} differs from shared.weight; LED ties them" for k in untied]
+    return CheckpointError("\n".join(lines), missing, unexpected, mismatched)
+
+
+def check_params(params, config, head=None):
+    """Nested parameters as `load_params` returns them (or as a caller built them) against the config: the
+    same keys and shapes, floating-point arrays. A CheckpointError lists what differs."""
+    flat = {}
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}{k}.")
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                walk(v, f"{prefix}{i}.")
+        else:
+            flat[prefix[:-1]] = node
+
+    if not isinstance(params, dict):
+        raise CheckpointError(f"params is a {type(params).__name__}; expected the nested dict of weights that "
+                              f"checkpoint.load_params returns")
+    walk(params, "")
+    expected = {**base_shapes(config), **head_shapes(config, head)}
+    other_heads = {k for other in HEADS if other != head for k in head_shapes(config, other)}
+    flat = {k: v for k, v in flat.items() if k not in other_heads}  # as the loader: other heads are ignored
+    shapes = {k: tuple(getattr(v, "shape", ())) for k, v in flat.items()}
+    missing = [k for k in expected if k not in flat]
+    unexpected = [k for k in flat if k not in expected]
+    mismatched = [(k, shapes[k], shape) for k, shape in expected.items() if k in flat and shapes[k] != shape]
+    if missing or unexpected or mismatched:
+        raise _mismatch("params do", expected, shapes, missing, unexpected, mismatched, [])
+    for k, v in flat.items():
+        if "float" not in str(getattr(v, "dtype", "")):
+            raise CheckpointError(f"params {k} is a {type(v).__name__} of dtype {getattr(v, 'dtype', None)}; "
+                                  f"expected a float32 or float64 array")
 
 
 def random_state_dict(config, head="lm", seed=0, dtype="float32"):
     """Random weights in transformers' key layout (`led.` prefix when there is a head): matrices
     N(0, 0.3^2), embeddings N(0, 1), LayerNorm weights 1 + N(0, 0.3^2), biases N(0, 0.3^2). For examples
     and tests that need a checkpoint without transformers; nothing is left at a zero init."""
+    _check_head(head)
+    check_int("seed", seed, InputError, minimum=0)
+    try:
+        floating = np.dtype(dtype).kind == "f"
+    except (TypeError, ValueError):
+        floating = False
+    if not floating:
+        raise InputError(f"dtype={short(dtype)}; expected a NumPy floating-point dtype, e.g. 'float32'")
     rng = np.random.default_rng(seed)
     shapes = {**{("led." if head else "") + k: v for k, v in base_shapes(config).items()}, **head_shapes(config, head)}
     state = {}
@@ -183,9 +345,19 @@ def random_state_dict(config, head="lm", seed=0, dtype="float32"):
 
 def save_checkpoint(path, config, state_dict):
     """Write config.json and model.safetensors into a directory, as save_pretrained does."""
+    _check_config(config)
+    if not isinstance(state_dict, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
+                                                   for k, v in state_dict.items()):
+        raise CheckpointError("state_dict must be a dict of tensor name (str) -> NumPy array")
+    path = make_directory("path", path, InputError)
     config.save_pretrained(path)
-    save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, os.path.join(path, SAFETENSORS),
-              metadata={"format": "pt"})
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, os.path.join(path, SAFETENSORS),
+                  metadata={"format": "pt"})
+    except OSError:
+        raise
+    except Exception as e:  # a dtype safetensors cannot store
+        raise CheckpointError(f"cannot write the state_dict as safetensors ({reason(e)})") from None
 
 
 def state_dict(params, head=None):
@@ -210,12 +382,18 @@ def _strip_prefix(key):
 
 def nest(flat):
     """{"encoder.layers.0.fc1.weight": a} -> {"encoder": {"layers": [{"fc1": {"weight": a}}]}}"""
+    if not isinstance(flat, dict) or not all(isinstance(k, str) for k in flat):
+        raise CheckpointError(f"flat={short(flat)}; expected a dict of dotted tensor name (str) -> array")
     root = {}
     for key, value in flat.items():
         node = root
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise CheckpointError(f"key {key} nests under another key's tensor; expected a tree of names")
+        if parts[-1] in node:
+            raise CheckpointError(f"key {key} is both a tensor and a group of tensors; expected a tree of names")
         node[parts[-1]] = value
     return _lists(root)
 
@@ -236,5 +414,8 @@ def _lists(node):
     if not isinstance(node, dict):
         return node
     if node and all(k.isdigit() for k in node):
+        if set(node) != {str(i) for i in range(len(node))}:
+            raise CheckpointError(f"numbered keys {sorted(node, key=int)[:5]}... are not 0, 1, 2, ...; expected "
+                                  f"consecutive layer numbers")
         return [_lists(node[str(i)]) for i in range(len(node))]
     return {k: _lists(v) for k, v in node.items()}

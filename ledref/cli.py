@@ -12,8 +12,11 @@
 A --model (or info's model) that looks like a path (it starts with ".", "/" or "~", or exists) is read from
 disk and never looked up on the Hugging Face Hub.
 
-Errors print one line, `ledref: error: ...`, and exit with status 1 (2 for bad command-line usage).
-`compare` and `conformance` also exit with 1 when a tensor or a case is NOT OK.
+Errors print one line on standard error and no traceback: `ledref: error: ...` with exit status 1 for an
+error in the input (a file, a checkpoint, a value), 2 for bad command-line usage, and
+`ledref: internal error: ...` with status 3 for an error ledref did not foresee (a bug: please report it).
+`--debug`, or the environment variable LEDREF_DEBUG=1, prints the traceback as well. `compare` and
+`conformance` also exit with 1 when a tensor or a case is NOT OK.
 """
 
 import argparse
@@ -21,8 +24,13 @@ import json
 import os
 import math
 import sys
+import traceback
 
+from .checks import read_text as read_utf8
 from .errors import LedrefError
+
+EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
+DEBUG_HELP = "print the traceback of an error (also: LEDREF_DEBUG=1)"
 
 
 class UsageError(Exception):
@@ -56,8 +64,11 @@ def early_stopping(text):
 
 def build_parser():
     from . import __version__
-    parser = Parser(prog="ledref", description="A reference LED (Longformer-Encoder-Decoder) on the Array API.")
+    parser = Parser(prog="ledref", description="A reference LED (Longformer-Encoder-Decoder) on the Array API.",
+                    epilog="Exit status: 0 done, 1 an error in the input (or a NOT OK comparison), 2 bad usage, "
+                           "3 an internal error.")
     parser.add_argument("--version", action="version", version=f"ledref {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     s = commands.add_parser("summarize", help="generate a summary of a text file (- for standard input)")
@@ -139,6 +150,8 @@ def build_parser():
     g.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     g.add_argument("--seed", type=int, default=0, help="seed of the case's inputs (and of --tiny's weights)")
     g.add_argument("--out", help="directory to write <case>.safetensors into")
+    for sub in commands.choices.values():  # --debug after the command too, without overriding one before it
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
@@ -161,7 +174,9 @@ def summarize(args):
     settings = {name: getattr(args, name) for name in ("num_beams", "max_length", "max_new_tokens", "min_length",
                                                         "length_penalty", "no_repeat_ngram_size", "early_stopping")
                 if getattr(args, name) is not None}
-    max_length, _ = model.generation_config.update(**settings).lengths()
+    generation = model.generation_config.update(**settings)
+    generation.validate(model.config)  # before the progress bars are sized by it
+    max_length, _ = generation.lengths()
     with progress_bar(model.config.encoder_layers, "encoder", args.quiet) as layers, \
             progress_bar(max_length - 1, "decoding", args.quiet) as steps:
         ids = model.generate(input_ids, global_attention_mask=global_mask,
@@ -171,10 +186,15 @@ def summarize(args):
 
 
 def read_text(file):
+    """The UTF-8 text of a file, or of standard input for "-"."""
+    if file != "-":
+        return read_utf8(file, LedrefError, "text file")
+    data = sys.stdin.buffer.read()
     try:
-        return sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
-    except OSError as e:
-        raise LedrefError(f"cannot read {file}: {e.strerror}") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LedrefError(f"standard input is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
+            from None
 
 
 def encode_text(tokenizer, model, text, file, truncate, global_positions):
@@ -241,9 +261,12 @@ def golden(args):
         raise UsageError("--out DIR is required to write golden files")
     if not args.model and not args.tiny:
         raise UsageError("one of --model PATH or --tiny is required")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: expected a number >= 0")
     if args.input:
-        from safetensors.numpy import load_file
-        inputs = load_file(args.input)
+        from .compare import read_safetensors
+        from .errors import InputError
+        inputs = read_safetensors(args.input, InputError)
         if "input_ids" not in inputs:
             raise LedrefError(f"{args.input} holds no input_ids tensor")
         names = {"input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids"}
@@ -327,20 +350,38 @@ def conformance(args):
 
 
 def main(argv=None):
+    """Run one command; returns the exit status. Every error is one line on standard error (see the
+    module docstring for the statuses); the traceback only with --debug or LEDREF_DEBUG=1."""
     parser = build_parser()
+    debug = os.environ.get("LEDREF_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
     try:
         args = parser.parse_args(argv)
+        debug = debug or args.debug
         status = {"summarize": summarize, "convert": convert_command, "info": info, "plot": plot,
                   "compare": compare_command, "conformance": conformance, "golden": golden,
                   "demo": demo}[args.command](args)
-    except UsageError as e:
-        print(f"ledref: error: {e} (see ledref --help)", file=sys.stderr)
-        return 2
-    except (LedrefError, OSError) as e:
-        print(f"ledref: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # every error: one line, never a traceback unless asked for
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(e).split())
+        if isinstance(e, UsageError):
+            print(f"ledref: error: {message} (see ledref --help)", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(e, LedrefError):
+            print(f"ledref: error: {message}", file=sys.stderr)
+            return EXIT_INPUT
+        if isinstance(e, OSError):
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            print(f"ledref: error: {where}{e.strerror or message}", file=sys.stderr)
+            return EXIT_INPUT
+        if isinstance(e, MemoryError):
+            print("ledref: error: out of memory", file=sys.stderr)
+            return EXIT_INPUT
+        hint = "" if debug else "; rerun with --debug for the traceback"
+        print(f"ledref: internal error: {type(e).__name__}: {message}{hint}", file=sys.stderr)
+        return EXIT_INTERNAL
     return status or 0
 
 

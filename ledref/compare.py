@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_path, check_real, reason, short
 from .errors import CompareError
 
 try:  # lets safetensors' numpy reader return bfloat16 tensors
@@ -108,9 +109,32 @@ def _cells(row):
             number(row.max_rel_err), number(row.nmse), str(row.worst_index), first_bad]
 
 
+def _numbers(value, name, side):
+    """An array-like of real numbers (or booleans) as a NumPy array, else a CompareError naming the tensor."""
+    try:
+        a = np.asarray(_to_numpy(value))
+    except Exception as e:
+        raise CompareError(f"{side} tensor {name} is not an array ({reason(e)})") from None
+    if a.dtype.kind not in "biuf" and a.dtype.name not in ("bfloat16",) and not a.dtype.name.startswith("float8"):
+        raise CompareError(f"{side} tensor {name} has dtype {a.dtype}; expected real numbers")
+    return a
+
+
+def _to_numpy(value):
+    from .backend import to_numpy
+    if isinstance(value, (list, tuple, int, float, complex, str, bytes, np.ndarray, np.generic)):
+        return value
+    return to_numpy(value)
+
+
+def _tolerances(rtol, atol):
+    return check_real("rtol", rtol, CompareError, minimum=0), check_real("atol", atol, CompareError, minimum=0)
+
+
 def compare_arrays(name, reference, other, rtol=1e-5, atol=1e-6):
     """One row: `other` measured against `reference` (array-likes), in float64."""
-    b, a = np.asarray(reference), np.asarray(other)
+    rtol, atol = _tolerances(rtol, atol)
+    b, a = _numbers(reference, name, "reference"), _numbers(other, name, "other")
     dtype = str(b.dtype) if a.dtype == b.dtype else f"{b.dtype} vs {a.dtype}"
     if a.shape != b.shape:
         return Row(name, b.shape, a.shape, False, dtype, note="shape mismatch")
@@ -135,10 +159,17 @@ def compare_arrays(name, reference, other, rtol=1e-5, atol=1e-6):
 def compare(reference, other, rtol=1e-5, atol=1e-6, only=None):
     """Compare `other` with `reference`: two safetensors files, two directories of them, or two dicts
     name -> array. `only`: an fnmatch pattern selecting tensor names. Returns a Report (rows, ok)."""
+    rtol, atol = _tolerances(rtol, atol)
+    if only is not None and not isinstance(only, str):
+        raise CompareError(f"only={short(only)}; expected an fnmatch pattern (str) or None")
     report = Report(rtol=rtol, atol=atol)
     if isinstance(reference, dict) or isinstance(other, dict):
         if not (isinstance(reference, dict) and isinstance(other, dict)):
             raise CompareError("reference and other must both be dicts, or both paths")
+        for side, tensors in (("reference", reference), ("other", other)):
+            for name in tensors:
+                if not isinstance(name, str):
+                    raise CompareError(f"{side} has the tensor name {short(name)}; expected str names")
         report.rows = _compare_sets(reference, other, rtol, atol, only)
     else:
         kinds = [_kind(reference, "reference"), _kind(other, "other")]
@@ -151,6 +182,8 @@ def compare(reference, other, rtol=1e-5, atol=1e-6, only=None):
             report.rows = _compare_directories(reference, other, rtol, atol, only)
     if only is not None and not report.rows:
         raise CompareError(f"no tensor name matches the pattern {only!r}")
+    if not report.rows:
+        raise CompareError("nothing to compare: reference and other hold no tensors; expected at least one")
     return report
 
 
@@ -171,7 +204,7 @@ def _compare_sets(reference, other, rtol, atol, only, file=None):
             continue
         if name not in other or name not in reference:
             side, present = ("reference", reference) if name in reference else ("other", other)
-            a = np.asarray(_load(present[name]))  # loaded for its shape and dtype
+            a = _numbers(_load(present[name]), prefix + name, side)  # loaded for its shape and dtype
             shape_ref, shape_other = (a.shape, None) if side == "reference" else (None, a.shape)
             rows.append(Row(prefix + name, shape_ref, shape_other, False, str(a.dtype), note=f"only in {side}"))
             continue
@@ -195,7 +228,7 @@ def _compare_directories(reference, other, rtol, atol, only):
 
 
 def _kind(path, role):
-    path = os.fspath(path)
+    path = check_path(role, path, CompareError)
     if os.path.isdir(path):
         return "directory"
     if os.path.isfile(path):
@@ -205,22 +238,46 @@ def _kind(path, role):
 
 def _lazy(path):
     """A safetensors file as {name: loader} in the file's order; tensors are read when compared."""
-    from safetensors import SafetensorError, safe_open
-
     path = os.fspath(path)
-    try:
-        with safe_open(path, framework="numpy") as f:
-            names = list(f.keys())
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CompareError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+    names = _safetensors_names(path, CompareError)
 
     def loader(name):
         def load():
-            with safe_open(path, framework="numpy") as f:
-                return f.get_tensor(name)
+            return _safetensors_tensor(path, name, CompareError)
         return load
 
     return {name: loader(name) for name in names}
+
+
+def _safetensors_names(path, error):
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return list(f.keys())
+    except Exception as e:  # SafetensorError, OSError: a corrupt header, a truncated file, no permission
+        raise error(f"{path}: not a readable safetensors file ({_short_reason(e)})") from None
+
+
+def _safetensors_tensor(path, name, error):
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return f.get_tensor(name)
+    except Exception as e:
+        raise error(f"{path}: tensor {name} cannot be read ({_short_reason(e)})") from None
+
+
+def _short_reason(e):
+    return reason(e).replace("SafetensorError: ", "").replace("Error while deserializing header: ", "header: ")
+
+
+def read_safetensors(path, error=CompareError):
+    """Every tensor of a safetensors file as {name: NumPy array}; a missing or corrupt file is `error`
+    naming it."""
+    path = check_path("path", path, error)
+    if not os.path.isfile(path):
+        raise error(f"{path}: no such file")
+    return {name: _safetensors_tensor(path, name, error) for name in _safetensors_names(path, error)}
 
 
 def _load(value):

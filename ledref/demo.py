@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import needle, viz
+from .checks import check_callable, check_int, check_path
 from .errors import InputError
 from .hub import resolve
 from .model import LEDForConditionalGeneration
@@ -71,6 +72,13 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
     out: the folder the figures are written to (made if missing).
     """
     start = time.perf_counter()
+    if text is not None and not isinstance(text, str):
+        raise InputError(f"text is a {type(text).__name__}; expected the document as a str, or None")
+    out = check_path("out", out, InputError)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"out={out!r} exists and is not a directory; expected a folder for the figures")
+    check_int("seed", seed, InputError, minimum=0)
+    check_callable("say", say, InputError, optional=False)
     path = resolve(model)
     tokenizer = LEDTokenizer.from_pretrained(path)
     led = LEDForConditionalGeneration.from_pretrained(path)

@@ -1,4 +1,9 @@
-"""Named errors. Each message names the offending field, key, file or argument and what was expected."""
+"""Named errors. Each message names the offending field, key, file or argument and what was expected.
+
+Every error ledref raises on purpose is a `LedrefError`; the subclasses say where the problem is. Files
+that are not what their names promise (a truncated safetensors file, JSON that does not parse, a pickle
+that is not plain tensors) raise the class of the thing they were read for, naming the file.
+"""
 
 
 class LedrefError(Exception):
@@ -6,7 +11,8 @@ class LedrefError(Exception):
 
 
 class ConfigError(LedrefError, ValueError):
-    """A config.json field is missing, has the wrong type or an impossible value."""
+    """A config.json field is missing, has the wrong type or an implausible value, or disagrees with
+    the weight files; config.json itself is unreadable or not JSON."""
 
 
 class CheckpointNotFoundError(LedrefError, FileNotFoundError):
@@ -14,7 +20,9 @@ class CheckpointNotFoundError(LedrefError, FileNotFoundError):
 
 
 class CheckpointError(LedrefError, ValueError):
-    """The weights do not fit the config: missing, unexpected or misshapen keys."""
+    """The weights do not fit the config (missing, unexpected or misshapen keys), a weight file or
+    index is unreadable (corrupt safetensors, a pickle that is not plain tensors), or an index names a
+    file outside the checkpoint directory."""
 
     def __init__(self, message, missing=(), unexpected=(), mismatched=()):
         super().__init__(message)
@@ -24,16 +32,20 @@ class CheckpointError(LedrefError, ValueError):
 
 
 class InputError(LedrefError, ValueError):
-    """An argument of a forward call has the wrong shape, dtype, values or backend."""
+    """An argument has the wrong type, shape, dtype, values or backend: the inputs of a forward call,
+    and the arguments of the layout, figure and loading functions."""
 
 
 class TokenizerError(LedrefError, ValueError):
-    """Tokenizer files missing or unreadable, or an encode/decode argument out of range."""
+    """Tokenizer files missing or unreadable, or an encode/decode argument of the wrong type or out of
+    range."""
 
 
 class CompareError(LedrefError, ValueError):
-    """A path to compare is missing, unreadable, or the two sides are not of the same kind."""
+    """A path to compare is missing, unreadable, the two sides are not of the same kind, or a tolerance
+    or tensor is not usable."""
 
 
 class GenerationError(LedrefError, ValueError):
-    """A generation setting is missing, out of range or contradicts another."""
+    """A generation setting is missing, of the wrong type, out of range or contradicts another;
+    generation_config.json is unreadable; or the scores stopped being finite while generating."""

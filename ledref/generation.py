@@ -14,14 +14,17 @@ import os
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, is_array_api_obj
 
 from . import inputs, sampling
 from .backend import to_numpy
-from .errors import GenerationError
+from .checks import (check_bool, check_callable, check_int, check_path, check_real, is_bool, is_int, read_json,
+                     short)
+from .errors import GenerationError, InputError
 from .outputs import as_encoder_output
 
 NEG = np.float32(-1.0e9)  # transformers' "never pick this" score in beam search
+MAX_BEAMS = 2 ** 16  # far more beams than a search is run with; more would only exhaust memory
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,14 @@ class GenerationConfig:
     def settings(cls, d, strict=False):
         """The fields of this class found in d. Unsupported transformers settings must be at their "off"
         value; other names are ignored (config.json holds many), or an error when strict."""
+        if not isinstance(d, dict):
+            raise GenerationError(f"generation settings are a {type(d).__name__}; expected a dict of settings")
         known = {f.name for f in fields(cls)}
         for key, value in d.items():
             if key in known:
                 continue
             if key in cls.UNSUPPORTED:
-                if value is not None and value != cls.UNSUPPORTED[key]:
+                if value is not None and not _equal(value, cls.UNSUPPORTED[key]):
                     raise GenerationError(f"generation setting {key}={value!r} is not supported by ledref; "
                                           f"expected {cls.UNSUPPORTED[key]!r}")
             elif strict:
@@ -98,11 +103,16 @@ class GenerationConfig:
     @classmethod
     def from_pretrained(cls, path, config):
         """generation_config.json of a checkpoint directory if there is one, else from config.json."""
-        file = os.path.join(os.fspath(path), "generation_config.json")
+        file = os.path.join(check_path("path", path, GenerationError), "generation_config.json")
         if not os.path.isfile(file):
             return cls.from_model_config(config)
-        with open(file, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        data = read_json(file, GenerationError, "generation config")
+        try:
+            settings = cls.from_dict(data)
+            settings.check_fields(config)
+        except GenerationError as e:
+            raise GenerationError(f"{file}: {e}") from None
+        return settings
 
     def update(self, **kwargs):
         """A copy with the given settings changed (unknown names are an error)."""
@@ -144,7 +154,7 @@ class GenerationConfig:
     def eos_ids(self):
         """`eos_token_id` as a list: empty when None, one id, or the list the config gives."""
         eos = self.eos_token_id
-        return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        return [] if eos is None else [int(eos)] if is_int(eos) else [int(i) for i in eos]
 
     def lengths(self, prompt_length=1):
         """(max_length, min_length) counted in decoder tokens including the start token, as transformers."""
@@ -160,34 +170,54 @@ class GenerationConfig:
             min_length = self.min_length or 0
         return max_length, min_length
 
+    def check_fields(self, config):
+        """Each setting on its own: its type and range (token ids inside the vocabulary of `config`)."""
+        for name in ("max_length", "max_new_tokens", "min_length", "min_new_tokens"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), GenerationError, minimum=1 if name == "max_new_tokens" else 0)
+        check_int("num_beams", self.num_beams, GenerationError, minimum=1, maximum=MAX_BEAMS)
+        check_int("num_return_sequences", self.num_return_sequences, GenerationError, minimum=1)
+        check_real("length_penalty", self.length_penalty, GenerationError)
+        if not (is_bool(self.early_stopping) or (isinstance(self.early_stopping, str)
+                                                 and self.early_stopping == "never")):
+            raise GenerationError(f"early_stopping={short(self.early_stopping)}; expected True, False or 'never'")
+        check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, GenerationError, minimum=0)
+        for name in ("use_cache", "return_dict_in_generate", "output_scores"):
+            check_bool(name, getattr(self, name), GenerationError)
+        for name in ("forced_bos_token_id", "decoder_start_token_id", "pad_token_id", "bos_token_id",
+                     "eos_token_id", "forced_eos_token_id"):
+            value = getattr(self, name)
+            ids = value if isinstance(value, (list, tuple)) and name.endswith("eos_token_id") else [value]
+            for i in ids:
+                if i is not None and not (is_int(i) and 0 <= i < config.vocab_size):
+                    raise GenerationError(f"{name}={short(value)}; expected token ids in the vocabulary "
+                                          f"[0, {config.vocab_size})" + (" (an int or a list of them)"
+                                                                         if name.endswith("eos_token_id") else ""))
+
     def validate(self, config):
-        """Raise a GenerationError for settings that cannot run with the model's config (lengths, beams,
-        return sequences, ...)."""
+        """Raise a GenerationError, naming the setting as it was given, for settings of the wrong type or
+        range, or that cannot run with the model's config (lengths, beams, return sequences, token ids)."""
+        self.check_fields(config)
         max_length, _ = self.lengths()
+        given = ("max_new_tokens", self.max_new_tokens) if self.max_new_tokens is not None else (
+            ("max_length", self.max_length) if self.max_length is not None else None)
+        source = f"{given[0]}={given[1]}" if given else "the default of 20 new tokens"
         if max_length < 2:
-            raise GenerationError(f"max_length={max_length} leaves no room to generate (the decoder start token "
-                                  f"counts); expected at least 2")
+            raise GenerationError(f"{source} leaves no room to generate (the decoder start token counts); "
+                                  f"expected max_length >= 2")
         if max_length > config.max_decoder_position_embeddings:
-            raise GenerationError(f"max_length={max_length} exceeds max_decoder_position_embeddings="
+            derived = f" (max_length {max_length}, the start token included)"
+            if given and given[0] == "max_length":
+                derived = ""
+            raise GenerationError(f"{source}{derived} exceeds max_decoder_position_embeddings="
                                   f"{config.max_decoder_position_embeddings}")
-        if not isinstance(self.num_beams, int) or self.num_beams < 1:
-            raise GenerationError(f"num_beams={self.num_beams!r}; expected an int >= 1")
         if self.do_sample is True and self.num_beams == 1:  # every returned sequence is sampled on its own
-            if self.num_return_sequences < 1:
-                raise GenerationError(f"num_return_sequences={self.num_return_sequences}; expected at least 1")
-        elif not 1 <= self.num_return_sequences <= self.num_beams:
+            pass
+        elif self.num_return_sequences > self.num_beams:
             raise GenerationError(f"num_return_sequences={self.num_return_sequences} must be between 1 and "
                                   f"num_beams={self.num_beams} (greedy search returns one sequence)")
-        if self.early_stopping not in (True, False, "never"):
-            raise GenerationError(f"early_stopping={self.early_stopping!r}; expected True, False or 'never'")
-        if self.no_repeat_ngram_size < 0:
-            raise GenerationError(f"no_repeat_ngram_size={self.no_repeat_ngram_size}; expected >= 0")
         if self.decoder_start_token_id is None:
             raise GenerationError("decoder_start_token_id is not set in the config or generation config")
-        for name in ("forced_bos_token_id", "decoder_start_token_id", "pad_token_id"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value < config.vocab_size:
-                raise GenerationError(f"{name}={value} is outside the vocabulary [0, {config.vocab_size})")
         self.validate_sampling(config)
 
     def validate_sampling(self, config):
@@ -216,6 +246,14 @@ class GenerationConfig:
                     for i in w) for w in words)):
             raise GenerationError(f"bad_words_ids={words!r}; expected a non-empty list of non-empty lists of token "
                                   f"ids in [0, {config.vocab_size})")
+
+
+def _equal(value, off):
+    """value == off for the plain values a generation config holds, never raising (arrays, odd types)."""
+    try:
+        return bool(value == off)
+    except Exception:
+        return False
 
 
 @dataclass
@@ -409,6 +447,8 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
     `encoder_progress` and `step_progress`, if given, are called after each encoder layer and each
     decoding step.
     """
+    check_callable("encoder_progress", encoder_progress, GenerationError)
+    check_callable("step_progress", step_progress, GenerationError)
     settings = model.generation_config
     if generation_config is not None:
         settings = settings.merged(generation_config)
@@ -421,6 +461,11 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
                                         output_attentions=False, output_hidden_states=False, return_dict=True)
     else:
         encoder_outputs = as_encoder_output(encoder_outputs)
+        state = encoder_outputs.last_hidden_state
+        if (not is_array_api_obj(state) or state.ndim != 3 or state.shape[0] == 0
+                or state.shape[-1] != model.config.d_model or "float" not in str(state.dtype)):
+            raise InputError(f"encoder_outputs.last_hidden_state is {_describe(state)}; expected a float array "
+                             f"of shape (batch >= 1, length, {model.config.d_model})")
     xp = array_namespace(encoder_outputs.last_hidden_state)
     batch = encoder_outputs.last_hidden_state.shape[0]
     beams = settings.num_beams
@@ -451,7 +496,9 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
             cache["past"] = None
         if step_progress is not None:
             step_progress()
-        return to_numpy(logits)
+        logits = to_numpy(logits)
+        _check_finite(logits, sequences.shape[1], beams)
+        return logits
 
     if beams > 1:
         out = beam_search(step, batch, settings, rng)
@@ -473,3 +520,20 @@ def random_generator(generator=None, seed=None):
     if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
         raise GenerationError(f"seed={seed!r}; expected an int >= 0")
     return np.random.default_rng(seed)
+def _check_finite(logits, step, beams):
+    """A GenerationError naming the step and the batch row when the decoder's scores [N, V] are not all
+    finite (an inf or nan in the weights or the encoder's output): the search would pick from noise."""
+    bad = ~np.isfinite(logits)
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=-1)))
+        where = f"batch row {row // beams}" + (f" (beam {row % beams})" if beams > 1 else "")
+        kinds = " and ".join(k for k, hit in (("nan", np.isnan(logits[row]).any()),
+                                              ("inf", np.isinf(logits[row]).any())) if hit)
+        raise GenerationError(f"the decoder's scores stopped being finite at decoding step {step}, {where}: they hold "
+                              f"{kinds}; expected finite scores (are the model's weights and inputs finite?)")
+
+
+def _describe(value):
+    shape = getattr(value, "shape", None)
+    return f"a {type(value).__name__}" + (f" of shape {tuple(shape)} and dtype {value.dtype}" if shape is not None
+                                          else "")

@@ -15,6 +15,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from .checkpoint import random_state_dict, save_checkpoint
+from .checks import check_choice, check_int, check_path, inside, short
 from .config import LEDConfig
 from .errors import InputError
 from .recorder import Recorder
@@ -41,10 +42,21 @@ CASES = {
 }
 
 
+INPUTS = {"input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids", "decoder_attention_mask"}
+"""The forward arguments a golden file records."""
+
+
+def _check_case(name):
+    if not isinstance(name, str) or name not in CASES:
+        raise InputError(f"unknown golden case {short(name)}; expected one of {sorted(CASES)}")
+
+
 def case_inputs(name, vocab_size, seed=0):
     """The inputs of a catalogue case: input_ids, attention_mask, global_attention_mask, decoder_input_ids."""
-    if name not in CASES:
-        raise InputError(f"unknown golden case {name!r}; expected one of {sorted(CASES)}")
+    _check_case(name)
+    # ids are drawn from 3 up (after <s>, <pad> and </s>)
+    check_int("vocab_size", vocab_size, InputError, minimum=4, maximum=2 ** 24)
+    check_int("seed", seed, InputError, minimum=0)
     _, _, lengths, globals_ = CASES[name]
     rng = np.random.default_rng(seed)
     length = max(lengths)
@@ -62,7 +74,11 @@ def case_inputs(name, vocab_size, seed=0):
 
 def tiny_model(case=None, dtype="float64", seed=0):
     """A small random LEDForConditionalGeneration for a case (its config overrides applied)."""
-    from .model import LEDForConditionalGeneration
+    from .model import DTYPES, LEDForConditionalGeneration
+    if case is not None:
+        _check_case(case)
+    check_choice("dtype", dtype, DTYPES, InputError)
+    check_int("seed", seed, InputError, minimum=0)
     overrides = CASES[case][1] if case is not None else {}
     config = LEDConfig(**{**TINY, **overrides})
     path = tempfile.mkdtemp(prefix="ledref-tiny-")
@@ -72,12 +88,20 @@ def tiny_model(case=None, dtype="float64", seed=0):
 
 def config_hash(config):
     """The first 16 hex digits of the SHA-256 of the config as sorted JSON: names a model's shape."""
+    if not isinstance(config, LEDConfig):
+        raise InputError(f"config is a {type(config).__name__}; expected an LEDConfig")
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def record(model, inputs):
     """Every intermediate of `model(**inputs)`, by name (see ledref.recorder), as NumPy arrays."""
     from .backend import to_numpy
+    from .model import LEDPreTrainedModel
+    if not isinstance(model, LEDPreTrainedModel):
+        raise InputError(f"model is a {type(model).__name__}; expected a ledref model (LEDForConditionalGeneration, "
+                         f"...)")
+    if not isinstance(inputs, dict) or not set(inputs) <= INPUTS:
+        raise InputError(f"inputs={short(inputs)}; expected a dict with keys among {sorted(INPUTS)}")
     recorder = Recorder()
     model(**inputs, recorder=recorder)
     return {name: np.asarray(to_numpy(value)) for name, value in recorder.tensors.items()}
@@ -87,8 +111,16 @@ def write_golden(model, inputs, out_dir, case, seed=0):
     """Write <out_dir>/<case>.safetensors: inputs.* and every intermediate, with metadata (ledref version,
     dtype, case, config and its hash, seed). Returns the file's path."""
     from . import __version__
-    tensors = {f"inputs.{k}": np.asarray(v) for k, v in inputs.items()}
-    tensors.update(record(model, inputs))
+    from .backend import to_numpy
+    if not isinstance(case, str) or not inside(case) or "/" in case:
+        raise InputError(f"case={short(case)}; expected a plain name for the file <case>.safetensors")
+    out_dir = check_path("out_dir", out_dir, InputError)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"out_dir={short(out_dir)} exists and is not a directory")
+    check_int("seed", seed, InputError, minimum=0)
+    intermediates = record(model, inputs)
+    tensors = {f"inputs.{k}": np.asarray(v if isinstance(v, (list, tuple)) else to_numpy(v)) for k, v in inputs.items()}
+    tensors.update(intermediates)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{case}.safetensors")
     metadata = {"ledref_version": __version__, "dtype": model.dtype, "case": case, "seed": str(seed),

@@ -8,7 +8,8 @@ fetched with huggingface_hub (the optional `hub` extra), which also finds them i
 import os
 import re
 
-from .errors import CheckpointNotFoundError
+from .checks import check_path, inside, read_text, short
+from .errors import CheckpointNotFoundError, InputError
 
 FILES = ["config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
          "model-*.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -32,7 +33,12 @@ def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False)
     A name that looks like a path (see looks_like_path) is never sent to the Hub: if it is not a
     directory, the error says so.
     """
-    path = os.fspath(name_or_path)
+    path = check_path("name_or_path", name_or_path, InputError)
+    for name, value in (("revision", revision), ("cache_dir", cache_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InputError(f"{name}={short(value)} is a {type(value).__name__}; expected a str or None")
+    if not isinstance(local_files_only, bool):
+        raise InputError(f"local_files_only={short(local_files_only)}; expected True or False")
     if path in EMBEDDED and not os.path.isdir(path):
         return embedded(path)
     local = os.path.expanduser(path)
@@ -65,10 +71,20 @@ def embedded(name):
 
 
 def cache_snapshot(repo_folder, revision=None):
-    """The snapshot directory of a revision in a Hub cache repo folder."""
+    """The snapshot directory of a revision in a Hub cache repo folder. The revision (a branch or tag under
+    refs/, which may hold slashes, or a commit) and the commit a ref file names stay inside the folder:
+    judged on the names, as for shards (checks.inside)."""
     revision = revision or "main"
+    if not inside(revision):
+        raise CheckpointNotFoundError(f"revision {short(revision)} is not a branch, tag or commit name (it would "
+                                      f"lead out of the cache folder {repo_folder})")
     ref = os.path.join(repo_folder, "refs", revision)
-    commit = open(ref, encoding="utf-8").read().strip() if os.path.isfile(ref) else revision
+    commit = revision
+    if os.path.isfile(ref):
+        commit = read_text(ref, CheckpointNotFoundError, "cache ref file").strip()
+        if not inside(commit) or "/" in commit:
+            raise CheckpointNotFoundError(f"cache ref file {ref} names the commit {short(commit)}; expected a "
+                                          f"commit hash (a snapshot folder name)")
     snapshot = os.path.join(repo_folder, "snapshots", commit)
     if not os.path.isdir(snapshot):
         refs = sorted(os.listdir(os.path.join(repo_folder, "refs")))

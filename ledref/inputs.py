@@ -10,12 +10,14 @@ def to_array(value, xp, name):
     """An Array API array as it is; nested lists or NumPy arrays as an xp array (ragged lists are an error)."""
     if is_array_api_obj(value):
         return value
+    if isinstance(value, (str, bytes, dict, set)):
+        raise InputError(f"{name} is a {type(value).__name__}; expected an array (or nested lists) of numbers")
     try:
         a = np.asarray(value)
-    except ValueError as e:  # ragged nested lists
-        raise InputError(f"{name} is not a rectangular array: {e}") from None
-    if a.dtype == object:
-        raise InputError(f"{name} is not a rectangular array of numbers")
+    except (ValueError, TypeError, OverflowError) as e:  # ragged nested lists, odd objects, huge ints
+        raise InputError(f"{name} is not a rectangular array of numbers: {' '.join(str(e).split())}") from None
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} is not a rectangular array of numbers (NumPy reads it as {a.dtype})")
     return xp.asarray(a)
 
 
@@ -26,6 +28,8 @@ def token_ids(value, xp, name, vocab_size, batch=None, ignore_index=None):
         raise InputError(f"{name} has shape {tuple(a.shape)}; expected (batch, length)")
     if not xp.isdtype(a.dtype, "integral"):
         raise InputError(f"{name} has dtype {a.dtype}; expected integer token ids")
+    if a.shape[0] == 0:
+        raise InputError(f"{name} has batch size 0; expected at least one row")
     if a.shape[1] == 0:
         raise InputError(f"{name} has length 0; expected at least one token")
     if batch is not None and a.shape[0] != batch:

@@ -20,21 +20,46 @@ The global tokens are those with global_attention_mask = 1 and attention_mask = 
 import numpy as np
 
 from .backend import to_numpy
+from .checks import check_int, is_int, short
 from .errors import InputError
 
 
-def as_numpy(a):
-    """An array of any backend, or nested lists, as a NumPy array."""
-    return np.asarray(a) if isinstance(a, (list, tuple)) else np.asarray(to_numpy(a))
+MAX_WINDOW = 2 ** 24  # the largest window a config may give (config.LIMITS)
+
+
+def as_numpy(a, name="array"):
+    """An array of any backend, or nested lists, as a NumPy array of numbers (else an InputError naming it)."""
+    try:
+        a = np.asarray(a) if isinstance(a, (list, tuple)) else np.asarray(to_numpy(a))
+    except InputError:
+        raise InputError(f"{name} is a {type(a).__name__}; expected an array") from None
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{name} is not a rectangular array of numbers ({' '.join(str(e).split())})") from None
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{name} has dtype {a.dtype}; expected an array of numbers")
+    return a
+
+
+def index(name, value, size, noun):
+    """`value` as an index into `size` things, else an InputError: '{name}=5 is outside the 2 heads'."""
+    if not is_int(value):
+        raise InputError(f"{name}={short(value)} is not an int; expected an index from 0 to {size - 1} of the "
+                         f"{size} {noun}")
+    if not 0 <= value < size:
+        raise InputError(f"{name}={value} is outside the {size} {noun}")
+    return int(value)
 
 
 def merged_mask(global_attention_mask, attention_mask, shape):
     """transformers' merged mask [B, L]: 0 pad, 1 local, 2 global."""
-    am = np.ones(shape, dtype=np.int64) if attention_mask is None else as_numpy(attention_mask)
-    gm = np.zeros(shape, dtype=np.int64) if global_attention_mask is None else as_numpy(global_attention_mask)
+    am = np.ones(shape, dtype=np.int64) if attention_mask is None else as_numpy(attention_mask, "attention_mask")
+    gm = (np.zeros(shape, dtype=np.int64) if global_attention_mask is None
+          else as_numpy(global_attention_mask, "global_attention_mask"))
     for name, m in (("attention_mask", am), ("global_attention_mask", gm)):
         if m.shape != tuple(shape):
             raise InputError(f"{name} has shape {m.shape}; expected {tuple(shape)} (batch, tokens)")
+        if not np.isin(m, (0, 1)).all():
+            raise InputError(f"{name} holds values other than 0 and 1; expected a 0/1 mask")
     return am.astype(np.int64) * (gm.astype(np.int64) + 1)
 
 
@@ -45,12 +70,12 @@ def global_positions(mask):
 
 def _layout(attentions, global_attentions, global_attention_mask, attention_mask):
     """Checked arrays and the layout's numbers: (attentions, global_attentions, mask, positions, x, w)."""
-    a = np.asarray(to_numpy(attentions))
+    a = as_numpy(attentions, "attentions")
     if a.ndim != 4:
         raise InputError(f"attentions has shape {a.shape}; expected (batch, heads, tokens, x + window + 1) "
                          f"for one layer")
     b, h, length, columns = a.shape
-    g = None if global_attentions is None else np.asarray(to_numpy(global_attentions))
+    g = None if global_attentions is None else as_numpy(global_attentions, "global_attentions")
     x = 0 if g is None else g.shape[-1]
     if g is not None and (g.ndim != 4 or g.shape[:2] != (b, h) or g.shape[2] < length):
         raise InputError(f"global_attentions has shape {g.shape}; expected ({b}, {h}, padded tokens >= {length}, x)")
@@ -89,13 +114,14 @@ def to_dense(attentions, global_attentions=None, global_attention_mask=None, att
 def to_band(dense, global_attention_mask=None, attention_mask=None, window=None, padded_length=None):
     """The inverse of `to_dense`: (attentions [B, H, L, x + window + 1], global_attentions [B, H, Lp, x] or
     None), exactly as the model returns them. `padded_length` is the Lp of global_attentions (default L)."""
-    d = np.asarray(to_numpy(dense))
+    d = as_numpy(dense, "dense")
     if d.ndim != 4 or d.shape[-1] != d.shape[-2]:
         raise InputError(f"dense has shape {d.shape}; expected (batch, heads, tokens, tokens)")
-    if window is None or window < 2 or window % 2:
-        raise InputError(f"window={window!r}; expected the layer's even attention window >= 2")
+    if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
+        raise InputError(f"window={short(window)}; expected the layer's even attention window from 2 to "
+                         f"{MAX_WINDOW} (an int)")
     b, h, length, _ = d.shape
-    padded = length if padded_length is None else padded_length
+    padded = length if padded_length is None else check_int("padded_length", padded_length, InputError, minimum=0)
     if padded < length:
         raise InputError(f"padded_length={padded} is shorter than the {length} tokens")
     mask = merged_mask(global_attention_mask, attention_mask, (b, length))
@@ -124,9 +150,7 @@ def attention_weight(attentions, global_attentions, query, key, global_attention
     layout directly (no L x L matrix)."""
     a, g, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask)
     b, h, length, _ = a.shape
-    for name, t in (("query", query), ("key", key)):
-        if not 0 <= t < length:
-            raise InputError(f"{name}={t} is outside the {length} tokens")
+    query, key = index("query", query, length, "tokens"), index("key", key, length, "tokens")
     out = np.zeros((b, h), dtype=a.dtype)
     for row, pos in enumerate(positions):
         slot = {int(p): s for s, p in enumerate(pos)}
@@ -144,11 +168,19 @@ def to_bertviz(attentions, global_attentions, global_attention_mask=None, attent
     """Per-layer dense matrices of one batch row over its real tokens, in the shape bertviz's head_view and
     model_view take: a tuple of [1, H, n, n] arrays (wrap each with torch.from_numpy for bertviz).
     attentions / global_attentions: the per-layer tuples of a model output."""
+    if not isinstance(attentions, (tuple, list)) or not attentions:
+        raise InputError(f"attentions is {short(attentions)}; expected the per-layer tuple of a model output")
     if global_attentions is None:
         global_attentions = (None,) * len(attentions)
+    if not isinstance(global_attentions, (tuple, list)) or len(global_attentions) != len(attentions):
+        raise InputError(f"global_attentions is {short(global_attentions)}; expected None or one entry per layer "
+                         f"({len(attentions)})")
+    check_int("max_tokens", max_tokens, InputError, minimum=1)
     layers = []
     for local, glob in zip(attentions, global_attentions):
-        dense = to_dense(local, glob, global_attention_mask, attention_mask)[row:row + 1]
+        dense = to_dense(local, glob, global_attention_mask, attention_mask)
+        row = index("row", row, dense.shape[0], "rows of the batch")
+        dense = dense[row:row + 1]
         real = _real_tokens(attention_mask, row, dense.shape[-1])
         if len(real) > max_tokens:
             raise InputError(f"{len(real)} tokens is more than bertviz draws usefully (max_tokens={max_tokens}); "

@@ -9,13 +9,14 @@ import os
 from dataclasses import replace
 
 import numpy as np
-from array_api_compat import array_namespace, device
+from array_api_compat import array_namespace, device, is_array_api_obj
 
 from . import fast, inputs, reference
 from .backend import input_device, input_namespace, namespace, namespace_name, to_namespace
-from .checkpoint import flatten, load_params, save_params, tensor_shapes
+from .checkpoint import check_params, flatten, load_params, save_params, tensor_shapes
+from .checks import check_bool, check_callable, check_choice, check_int, short
 from .config import LEDConfig
-from .errors import InputError, LedrefError
+from .errors import ConfigError, InputError, LedrefError
 from .reference.attention import global_slots
 from .reference.functional import linear
 from .reference.model import lm_head
@@ -28,15 +29,34 @@ DTYPES = ("float32", "float64")
 IMPLEMENTATIONS = ("band", "band_matrix", "dense")  # "band": ledref.fast; the others: ledref.reference
 
 
-def _check_options(dtype, attn_implementation):
-    if dtype not in DTYPES:
-        raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
-    if attn_implementation not in IMPLEMENTATIONS:
-        raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(IMPLEMENTATIONS)}")
+def _check_options(dtype, attn_implementation, backend=None):
+    check_choice("dtype", dtype, DTYPES, InputError)
+    check_choice("attn_implementation", attn_implementation, sorted(IMPLEMENTATIONS), InputError)
+    if backend is not None and not isinstance(backend, str):
+        raise InputError(f"backend={short(backend)} is not supported; expected None or a backend name (str)")
+
+
+def _check_call(output_attentions=False, output_hidden_states=False, progress=None, recorder=None, use_cache=False):
+    """The flags and callbacks of a forward call: booleans, callables, a Recorder."""
+    for name, value in (("output_attentions", output_attentions), ("output_hidden_states", output_hidden_states),
+                        ("use_cache", use_cache)):
+        check_bool(name, value, InputError)
+    check_callable("progress", progress, InputError)
+    if recorder is not None and not (callable(recorder) and callable(getattr(recorder, "scope", None))):
+        raise InputError(f"recorder={short(recorder)}; expected a ledref.Recorder or None")
 
 
 def shift_tokens_right(ids, pad_token_id, decoder_start_token_id):
-    """[start, ids[:, :-1]] with -100 replaced by the pad id: decoder inputs from labels or input_ids."""
+    """[start, ids[:, :-1]] with -100 replaced by the pad id: decoder inputs from labels or input_ids.
+    ids [B, T] integers (an array, or nested lists: NumPy then)."""
+    if not is_array_api_obj(ids):
+        import numpy
+        ids = inputs.to_array(ids, numpy, "ids")
+    if ids.ndim != 2 or not array_namespace(ids).isdtype(ids.dtype, "integral"):
+        raise InputError(f"ids has shape {tuple(ids.shape)} and dtype {ids.dtype}; expected integers of shape "
+                         f"(batch, length)")
+    check_int("pad_token_id", pad_token_id, InputError)
+    check_int("decoder_start_token_id", decoder_start_token_id, InputError)
     xp = array_namespace(ids)
     start = xp.full((ids.shape[0], 1), decoder_start_token_id, dtype=ids.dtype, device=device(ids))
     shifted = xp.concat([start, ids[:, :-1]], axis=1)
@@ -137,7 +157,11 @@ class LEDPreTrainedModel:
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
         dtype = dtype_name(dtype)
-        _check_options(dtype, attn_implementation)
+        _check_options(dtype, attn_implementation, backend)
+        if not isinstance(config, LEDConfig):
+            raise ConfigError(f"config is a {type(config).__name__}; expected an LEDConfig (LEDConfig.from_dict makes "
+                              f"one from a dict)")
+        check_params(params, config, self.head)
         self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
         self.default_xp = namespace(backend or "numpy")
         self._params = {}
@@ -154,7 +178,7 @@ class LEDPreTrainedModel:
         as a string, a NumPy dtype or a torch dtype; "auto" is the checkpoint's own dtype (see
         checkpoint_dtype)."""
         dtype = _requested_dtype(dtype, torch_dtype)
-        _check_options("float32" if dtype == "auto" else dtype, attn_implementation)  # before reading weights
+        _check_options("float32" if dtype == "auto" else dtype, attn_implementation, backend)  # before reading
         path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
         if dtype == "auto":
@@ -293,10 +317,14 @@ class LEDPreTrainedModel:
                 output_attentions, output_hidden_states, progress=None, recorder=None, inputs_embeds=None):
         """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
         config = self.config
+        _check_call(output_attentions, output_hidden_states, progress, recorder)
         if encoder_outputs is not None:
             encoder_outputs = as_encoder_output(encoder_outputs)
             state = encoder_outputs.last_hidden_state
-            if state.ndim != 3 or state.shape[-1] != config.d_model:
+            if not is_array_api_obj(state):
+                raise InputError(f"encoder_outputs.last_hidden_state is a {type(state).__name__}; expected an array "
+                                 f"of shape (batch, length, {config.d_model})")
+            if state.ndim != 3 or state.shape[-1] != config.d_model or state.shape[0] == 0:
                 raise InputError(f"encoder_outputs.last_hidden_state has shape {tuple(state.shape)}; "
                                  f"expected (batch, length, {config.d_model})")
             shape = tuple(state.shape[:2])
@@ -371,6 +399,7 @@ class LEDPreTrainedModel:
         `targets`: labels (or positions) were given, which turns use_cache off unless asked for."""
         config = self.config
         use_cache = (config.use_cache and not targets) if use_cache is None else use_cache
+        check_bool("use_cache", use_cache, InputError)
         output_attentions = self._flag("output_attentions", output_attentions)
         output_hidden_states = self._flag("output_hidden_states", output_hidden_states)
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
@@ -380,7 +409,8 @@ class LEDPreTrainedModel:
         if encoder_outputs is not None:
             encoder_outputs = as_encoder_output(encoder_outputs)
             args["encoder_outputs"] = encoder_outputs.last_hidden_state
-        if past_key_values:
+        if past_key_values is not None:
+            self._check_past_structure(past_key_values)
             args["past_key_values"] = past_key_values[0][0]
         xp = input_namespace(args, self.default_xp)
         params = self._params_for(xp, input_device(args))
@@ -405,6 +435,15 @@ class LEDPreTrainedModel:
             encoder_last_hidden_state=enc.last_hidden_state, encoder_hidden_states=enc.hidden_states,
             encoder_attentions=enc.attentions, encoder_global_attentions=enc.global_attentions)
         return xp, params, h, out, dict(input_ids=input_ids, labels=labels)
+
+    def _check_past_structure(self, past_key_values):
+        """past_key_values: per decoder layer a tuple of 4 arrays, as returned with use_cache=True."""
+        config = self.config
+        if (not isinstance(past_key_values, (tuple, list)) or len(past_key_values) != config.decoder_layers
+                or any(not isinstance(entry, (tuple, list)) or len(entry) != 4
+                       or not all(is_array_api_obj(a) for a in entry) for entry in past_key_values)):
+            raise InputError(f"past_key_values must hold {config.decoder_layers} entries (one per decoder layer) "
+                             f"of 4 arrays (self k, self v, cross k, cross v), as returned with use_cache=True")
 
     def _check_past(self, past_key_values, batch):
         if past_key_values is None:
@@ -479,7 +518,8 @@ class LEDDecoder:
         model = self.model
         args = dict(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=encoder_hidden_states,
                     encoder_attention_mask=encoder_attention_mask, inputs_embeds=inputs_embeds)
-        if past_key_values:
+        if past_key_values is not None:
+            model._check_past_structure(past_key_values)
             args["past_key_values"] = past_key_values[0][0]
         xp = input_namespace(args, model.default_xp)
         if input_ids is None and inputs_embeds is None:
@@ -645,7 +685,16 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
         if problem is None:
             problem = ("regression" if n == 1 else "single_label_classification"
                        if xp.isdtype(labels.dtype, "integral") else "multi_label_classification")
+        batch = logits.shape[0]
+        one_per_row = problem == "single_label_classification" or (problem == "regression" and n == 1)
+        size = math.prod(labels.shape)
+        if (one_per_row and size != batch) or (not one_per_row and tuple(labels.shape) != (batch, n)):
+            expected = f"{batch} values, one per row" if one_per_row else f"shape ({batch}, {n})"
+            raise InputError(f"labels has shape {tuple(labels.shape)}; expected {expected} for {problem}")
         if problem == "single_label_classification":
+            if not xp.isdtype(labels.dtype, "integral"):
+                raise InputError(f"labels has dtype {labels.dtype}; expected class indices (integers) for "
+                                 f"single_label_classification")
             labels = xp.reshape(xp.astype(labels, xp.int64), (-1,))
             if bool(xp.any((labels < 0) | (labels >= n))):
                 raise InputError(f"labels must be class indices in [0, {n})")

@@ -23,8 +23,11 @@ upward; evaluation uses the held-out seeds 0, 1, 2, ... (`held_out_seeds`), whic
 import random
 from dataclasses import dataclass
 
+from .checks import check_int
+from .errors import InputError
+
 __all__ = ["Document", "make_document", "held_out_seeds", "training_seeds", "KINDS", "ORDINALS", "FILLER_WORDS",
-           "TRAIN_SEED_START", "N_WORDS_RANGE", "N_FACTS_RANGE", "N_DISTRACTORS_RANGE", "CODE_DIGITS"]
+           "TRAIN_SEED_START", "N_WORDS_RANGE", "N_FACTS_RANGE", "N_DISTRACTORS_RANGE", "CODE_DIGITS", "MAX_WORDS"]
 
 KINDS = ("red", "blue", "green", "amber")
 """The four colours a code can have; a document asks for one of them."""
@@ -54,6 +57,9 @@ N_DISTRACTORS_RANGE = (0, 0)
 
 CODE_DIGITS = 2
 """Digits of a code."""
+
+MAX_WORDS = 2 ** 20
+"""The most filler words a document may ask for (far more than any LED reads)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
     random sentence boundary inside its stretch, so that with at least three sentences per stretch facts stand
     three or more sentences apart. Codes are distinct within a document.
     """
+    check_int("seed", seed, InputError)
+    for name, value in (("n_words", n_words), ("n_facts", n_facts), ("n_distractors", n_distractors)):
+        if value is not None:
+            check_int(name, value, InputError)
     rng = random.Random(seed)
     if n_words is None:
         n_words = rng.randint(*N_WORDS_RANGE)
@@ -97,11 +107,11 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
     if n_distractors is None:
         n_distractors = rng.randint(*N_DISTRACTORS_RANGE)
     if not 1 <= n_facts <= len(ORDINALS):
-        raise ValueError(f"n_facts={n_facts}; expected 1 to {len(ORDINALS)}")
+        raise InputError(f"n_facts={n_facts}; expected 1 to {len(ORDINALS)}")
     if not 0 <= n_distractors <= len(ORDINALS) * (len(KINDS) - 1):
-        raise ValueError(f"n_distractors={n_distractors}; expected 0 to {len(ORDINALS) * (len(KINDS) - 1)}")
-    if n_words < 1:
-        raise ValueError(f"n_words={n_words}; expected at least 1")
+        raise InputError(f"n_distractors={n_distractors}; expected 0 to {len(ORDINALS) * (len(KINDS) - 1)}")
+    if not 1 <= n_words <= MAX_WORDS:
+        raise InputError(f"n_words={n_words}; expected 1 to {MAX_WORDS:,}")
 
     kind = rng.choice(KINDS)
     others = [k for k in KINDS if k != kind]
@@ -158,11 +168,12 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
 def held_out_seeds(n):
     """The seeds of the first n held-out documents: 0, 1, ..., n - 1 (training never uses seeds below
     `TRAIN_SEED_START`)."""
-    if not 0 <= n <= TRAIN_SEED_START:
-        raise ValueError(f"n={n}; expected 0 to {TRAIN_SEED_START}")
+    check_int("n", n, InputError, minimum=0, maximum=TRAIN_SEED_START)
     return range(n)
 
 
 def training_seeds(n, start=0):
     """n training seeds: TRAIN_SEED_START + start, ..., disjoint from every held-out seed."""
+    check_int("n", n, InputError, minimum=0)
+    check_int("start", start, InputError, minimum=0)
     return range(TRAIN_SEED_START + start, TRAIN_SEED_START + start + n)

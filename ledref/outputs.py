@@ -89,6 +89,10 @@ def as_encoder_output(encoder_outputs):
     as far as given), or the last hidden state alone."""
     if isinstance(encoder_outputs, LEDEncoderBaseModelOutput):
         return encoder_outputs
+    if isinstance(encoder_outputs, (tuple, list)) and not encoder_outputs:
+        from .errors import InputError
+        raise InputError("encoder_outputs is empty; expected the encoder's output (or a tuple led by its last "
+                         "hidden state)")
     if isinstance(encoder_outputs, (tuple, list)):
         return LEDEncoderBaseModelOutput(**dict(zip(ENCODER_FIELDS, encoder_outputs)))
     return LEDEncoderBaseModelOutput(last_hidden_state=encoder_outputs)

@@ -15,12 +15,18 @@ where one is given; nothing is kept otherwise.
 
 import fnmatch
 
+from .checks import short
+from .errors import InputError
+
 
 class Recorder:
     """Collects named arrays. `only`: an fnmatch pattern (or list of them) of the names to keep."""
 
     def __init__(self, only=None):
-        self.only = [only] if isinstance(only, str) else only
+        patterns = [only] if isinstance(only, str) else list(only) if isinstance(only, (list, tuple)) else only
+        if patterns is not None and (not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns)):
+            raise InputError(f"only={short(only)}; expected an fnmatch pattern (str), a list of them, or None")
+        self.only = patterns
         self.tensors = {}
 
     def __call__(self, name, value):

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import check_callable, check_int, check_real, is_int, short
 from .compare import compare
 from .errors import LedrefError
 
@@ -110,11 +111,21 @@ def make_case(name, batch, heads, length, head_dim, one_sided_window, lengths=No
               seed=0):
     """A Case from per-row non-pad lengths (default: no padding; pad at the end) and per-row global
     positions (default none; positions past a row's length are flagged but become 0 in the merged mask)."""
+    _check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
+    for arg, value in (("lengths", lengths), ("global_positions", global_positions)):
+        if value is not None and not isinstance(value, (list, tuple, range)):
+            raise ConformanceError(f"case {name}: {arg}={short(value)}; expected a list with one entry per row")
     lengths = [length] * batch if lengths is None else list(lengths)
-    global_positions = [[] for _ in range(batch)] if global_positions is None else global_positions
+    global_positions = [[] for _ in range(batch)] if global_positions is None else list(global_positions)
     if len(lengths) != batch or len(global_positions) != batch:
         raise ConformanceError(f"case {name}: expected {batch} lengths and global position lists, got "
                                f"{len(lengths)} and {len(global_positions)}")
+    for n in lengths:
+        check_int("lengths[i]", n, ConformanceError, minimum=0, maximum=length)
+    for row in global_positions:
+        if not isinstance(row, (list, tuple, range)) or not all(is_int(p) and 0 <= p < length for p in row):
+            raise ConformanceError(f"case {name}: global_positions row {short(row)}; expected a list of positions "
+                                   f"in 0..{length - 1}")
     attention_mask = tuple(tuple(int(j < n) for j in range(length)) for n in lengths)
     global_mask = tuple(tuple(int(j in set(g)) for j in range(length)) for g in global_positions)
     return Case(name, batch, heads, length, head_dim, one_sided_window, attention_mask, global_mask, seed)
@@ -124,15 +135,35 @@ def make_inputs(batch, heads, length, head_dim, one_sided_window, mask, seed=0):
     """The kernel's keyword arguments: six standard-normal float64 tensors [B, H, L, d] drawn from
     numpy.random.default_rng(seed) in the order q, k, v, q_global, k_global, v_global (q and q_global
     then divided by sqrt(d)), the merged mask int64 [B, L] and the window."""
+    _check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
+    try:
+        mask = np.asarray(mask)
+    except (ValueError, TypeError):
+        raise ConformanceError("mask is not a rectangular array of 0/1/2") from None
+    if mask.dtype.kind not in "biu":
+        raise ConformanceError(f"mask has dtype {mask.dtype}; expected integers 0/1/2")
     rng = np.random.default_rng(seed)
     shape = (batch, heads, length, head_dim)
     q, k, v, qg, kg, vg = (rng.standard_normal(shape) for _ in range(6))
-    mask = np.asarray(mask, np.int64)
+    mask = mask.astype(np.int64)
     if mask.shape != (batch, length) or not np.isin(mask, (0, 1, 2)).all():
         raise ConformanceError(f"mask: expected [B, L] = [{batch}, {length}] of 0/1/2, got shape {mask.shape}")
     scale = 1 / math.sqrt(head_dim)
     return dict(q=q * scale, k=k, v=v, q_global=qg * scale, k_global=kg, v_global=vg, attention_mask=mask,
                 one_sided_window=one_sided_window)
+
+
+MAX_ELEMENTS = 2 ** 26  # the largest B * H * L * d a case may ask for (six float64 tensors of it: 3 GB)
+
+
+def _check_sizes(batch, heads, length, head_dim, one_sided_window, seed):
+    for arg, value in (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim),
+                       ("one_sided_window", one_sided_window)):
+        check_int(arg, value, ConformanceError, minimum=1, maximum=MAX_ELEMENTS)
+    check_int("seed", seed, ConformanceError, minimum=0, maximum=2 ** 63)
+    if batch * heads * length * head_dim > MAX_ELEMENTS:
+        raise ConformanceError(f"batch * heads * length * head_dim = {batch * heads * length * head_dim:,}; "
+                               f"expected at most {MAX_ELEMENTS:,}")
 
 
 CATALOGUE = [
@@ -200,6 +231,11 @@ def _as_numpy(a):
 
 def run_case(fn, case, rtol=1e-7, atol=1e-9):
     """Run the kernel on one case and compare every returned tensor with the reference -> CaseResult."""
+    check_callable("fn", fn, ConformanceError, optional=False)
+    if not isinstance(case, Case):
+        raise ConformanceError(f"case={short(case)}; expected a ledref.testing.Case (make_case builds one)")
+    rtol = check_real("rtol", rtol, ConformanceError, minimum=0)
+    atol = check_real("atol", atol, ConformanceError, minimum=0)
     expected = reference(case)
     inputs = case.inputs()
     try:
@@ -342,13 +378,21 @@ def check_longformer_attention(fn, rtol=1e-7, atol=1e-9, examples=100, cases=Non
     """Run the suite on kernel `fn` (signature in the module docstring): the catalogue's cases (or `cases`:
     Case objects or catalogue names), then `examples` hypothesis cases (0: none). Returns a
     ConformanceReport; `report.ok` is True only when every case passed."""
+    check_callable("fn", fn, ConformanceError, optional=False)
+    rtol = check_real("rtol", rtol, ConformanceError, minimum=0)
+    atol = check_real("atol", atol, ConformanceError, minimum=0)
+    examples = check_int("examples", examples, ConformanceError, minimum=0)
     if cases is None:
         cases = CATALOGUE
+    if isinstance(cases, (str, Case)) or not hasattr(cases, "__iter__"):
+        raise ConformanceError(f"cases={short(cases)}; expected a list of Cases or catalogue names")
     by_name = {c.name: c for c in CATALOGUE}
     chosen = []
     for c in cases:
         if isinstance(c, str) and c not in by_name:
             raise ConformanceError(f"no catalogue case named {c!r}; expected one of {', '.join(by_name)}")
+        if not isinstance(c, (str, Case)):
+            raise ConformanceError(f"cases holds {short(c)}; expected Cases or catalogue names")
         chosen.append(by_name[c] if isinstance(c, str) else c)
     report = ConformanceReport(examples=examples, rtol=rtol, atol=atol,
                                kernel=getattr(fn, "__qualname__", ""))
@@ -360,6 +404,8 @@ def check_longformer_attention(fn, rtol=1e-7, atol=1e-9, examples=100, cases=Non
 
 def load_kernel(spec):
     """'package.module:function' or 'path/to/file.py:function' -> the function."""
+    if not isinstance(spec, str):
+        raise ConformanceError(f"kernel {short(spec)}: expected a str MODULE:FUNCTION or path/to/file.py:FUNCTION")
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
         raise ConformanceError(f"kernel {spec!r}: expected MODULE:FUNCTION or path/to/file.py:FUNCTION")

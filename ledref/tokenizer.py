@@ -32,11 +32,13 @@ import warnings
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
+from .checks import check_path, make_directory, read_json, read_text, short
 from .errors import TokenizerError
 from .hub import REPO_ID, resolve
 
 VERY_LARGE_INTEGER = int(1e30)  # transformers' model_max_length when the files set none: no limit
 LARGE_INTEGER = int(1e20)  # above this, transformers treats model_max_length as "no limit"
+MAX_PADDED = 2 ** 24  # the longest row padding may make (far beyond any model's positions)
 # name -> content; the AddedToken flags are all False except <mask>'s lstrip (see the module docstring)
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
                   "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>"}
@@ -76,8 +78,8 @@ class LEDTokenizer:
         self.add_prefix_space = _check_bool("add_prefix_space", add_prefix_space)
         self.clean_up_tokenization_spaces = _check_bool("clean_up_tokenization_spaces", clean_up_tokenization_spaces)
         self.model_max_length = _check_int("model_max_length", model_max_length, minimum=1)
-        self.vocab = dict(vocab)
-        self.merges = [tuple(pair) for pair in merges]
+        self.vocab = _check_vocab(vocab, "vocab")
+        self.merges = _check_merges(merges, "merges")
         self.special_tokens = {name: _added_token(name, special_tokens.get(name, content))
                                for name, content in SPECIAL_TOKENS.items()}
         for name, token in self.special_tokens.items():
@@ -85,8 +87,12 @@ class LEDTokenizer:
                 raise TokenizerError(f"{name} {token.content!r} is not in the vocabulary; expected the special "
                                      f"tokens of LED ({', '.join(sorted(set(SPECIAL_TOKENS.values())))}) in vocab.json")
         # transformers builds the same BPE model (no unk token: byte-level BPE always has a token for every byte)
-        self._backend = Tokenizer(models.BPE(vocab=self.vocab, merges=self.merges, dropout=None, fuse_unk=False,
-                                             continuing_subword_prefix="", end_of_word_suffix=""))
+        try:
+            self._backend = Tokenizer(models.BPE(vocab=self.vocab, merges=self.merges, dropout=None, fuse_unk=False,
+                                                 continuing_subword_prefix="", end_of_word_suffix=""))
+        except Exception as e:  # tokenizers' own check: a merge of tokens the vocabulary does not have
+            raise TokenizerError(f"the vocabulary and merges do not make a BPE model ({' '.join(str(e).split())}); "
+                                 f"expected merges of tokens in the vocabulary") from None
         self._backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=self.add_prefix_space)
         self._backend.decoder = decoders.ByteLevel()
         # __call__ writes the template itself; the post-processor only makes the saved tokenizer.json complete
@@ -100,7 +106,9 @@ class LEDTokenizer:
     @classmethod
     def from_files(cls, vocab_file, merges_file, **options):
         """A tokenizer from a GPT-2 style vocab.json and merges.txt; options as in the constructor."""
-        return cls(_read_vocab(os.fspath(vocab_file)), _read_merges(os.fspath(merges_file)), **options)
+        vocab_file = check_path("vocab_file", vocab_file, TokenizerError)
+        merges_file = check_path("merges_file", merges_file, TokenizerError)
+        return cls(_read_vocab(vocab_file), _read_merges(merges_file), **options)
 
     @classmethod
     def from_pretrained(cls, directory, revision=None, cache_dir=None, local_files_only=False, **options):
@@ -112,7 +120,7 @@ class LEDTokenizer:
         model_max_length, clean_up_tokenization_spaces and the special tokens (with their AddedToken flags) are
         read. `options` (the constructor's keywords) override the files.
         """
-        directory = os.fspath(directory)
+        directory = check_path("directory", directory, TokenizerError)
         if os.path.isdir(os.path.join(directory, "snapshots")) or (REPO_ID.match(directory)
                                                                     and not os.path.exists(directory)):
             directory = resolve(directory, revision, cache_dir, local_files_only)
@@ -137,12 +145,16 @@ class LEDTokenizer:
                                  f"with merges.txt (found: {sorted(os.listdir(directory)) or 'nothing'}); "
                                  f"expected {expected}")
         config, special_map = optional_json("tokenizer_config.json"), optional_json("special_tokens_map.json")
-        for entry in (config.get("added_tokens_decoder") or {}).values():
-            if isinstance(entry, dict) and "content" in entry:
+        added = config.get("added_tokens_decoder") or {}
+        if not isinstance(added, dict):
+            raise TokenizerError(f"{path('tokenizer_config.json')} has added_tokens_decoder={short(added)}; expected "
+                                 f"an object of id -> token")
+        for entry in added.values():
+            if isinstance(entry, dict) and isinstance(entry.get("content"), str):
                 flags.setdefault(entry["content"], {k: entry[k] for k in TOKEN_FLAGS if k in entry})
         for key, expected_value in (("padding_side", "right"), ("truncation_side", "right")):
             if config.get(key, expected_value) != expected_value:
-                raise TokenizerError(f"tokenizer_config.json sets {key}={config[key]!r}; ledref supports only "
+                raise TokenizerError(f"tokenizer_config.json sets {key}={short(config[key])}; ledref supports only "
                                      f"{expected_value!r}")
         settings = {name: config[name] for name in OPTIONS if config.get(name) is not None}
         settings.update({name: value for name, value in special_map.items() if name in SPECIAL_TOKENS})
@@ -162,8 +174,7 @@ class LEDTokenizer:
 
         Returns the paths written.
         """
-        directory = os.fspath(directory)
-        os.makedirs(directory, exist_ok=True)
+        directory = make_directory("directory", directory, TokenizerError)
         files = [os.path.join(directory, name) for name in
                  ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json")]
         with open(files[0], "w", encoding="utf-8") as f:
@@ -199,6 +210,11 @@ class LEDTokenizer:
         Returns a BatchEncoding with `input_ids` (and `attention_mask` unless return_attention_mask=False): lists
         (one row for a single text) or, with return_tensors="np", int64 arrays of shape [batch, length].
         """
+        _check_bool("add_special_tokens", add_special_tokens)
+        if return_attention_mask is not None:
+            _check_bool("return_attention_mask", return_attention_mask)
+        if return_tensors is not None and not isinstance(return_tensors, str):
+            raise TokenizerError(f"return_tensors={short(return_tensors)} is not supported; expected None or 'np'")
         batched = isinstance(text, (list, tuple))
         rows = _rows(text, text_pair, batched)  # [(text, pair text or None)]
         padding, truncation, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
@@ -230,6 +246,9 @@ class LEDTokenizer:
             length = max(map(len, input_ids)) if padding == "longest" else max_length
             if pad_to_multiple_of is not None and length % pad_to_multiple_of:
                 length += pad_to_multiple_of - length % pad_to_multiple_of
+            if length > MAX_PADDED:
+                raise TokenizerError(f"padding would make rows of {length:,} tokens (max_length={max_length}, "
+                                     f"pad_to_multiple_of={pad_to_multiple_of}); expected at most {MAX_PADDED:,}")
             # rows longer than the padded length stay as they are (only truncation shortens)
             input_ids = [ids + [self.pad_token_id] * (length - len(ids)) for ids in input_ids]
             attention_mask = [mask + [0] * (length - len(mask)) for mask in attention_mask]
@@ -275,12 +294,12 @@ class LEDTokenizer:
         if padding is True or padding is False:
             padding = "longest" if padding else "do_not_pad"
         elif not isinstance(padding, str) or padding not in PADDING:
-            raise TokenizerError(f"padding={padding!r} is not a padding strategy; expected True, False or one of "
+            raise TokenizerError(f"padding={short(padding)} is not a padding strategy; expected True, False or one of "
                                  f"{list(PADDING)}")
         if truncation is True or truncation is False or truncation is None:
             truncation = "longest_first" if truncation else "do_not_truncate"
         elif not isinstance(truncation, str) or truncation not in TRUNCATION:
-            raise TokenizerError(f"truncation={truncation!r} is not a truncation strategy; expected True, False, "
+            raise TokenizerError(f"truncation={short(truncation)} is not a truncation strategy; expected True, False, "
                                  f"None or one of {list(TRUNCATION)}")
         if max_length is None:
             # without max_length, fall back to model_max_length; with none set, neither pad nor truncate
@@ -305,13 +324,17 @@ class LEDTokenizer:
         rows (they may differ in length) or a NumPy array of 1 or 2 dimensions; the result has the same kind and
         shape. A position outside a row raises TokenizerError.
         """
-        positions = [positions] if isinstance(positions, (int, np.integer)) else list(positions)
+        if not isinstance(positions, (int, np.integer, list, tuple, range, np.ndarray)) or isinstance(positions, bool):
+            raise TokenizerError(f"positions={short(positions)}; expected an int or a list of token positions")
+        positions = [positions] if isinstance(positions, (int, np.integer)) else list(np.asarray(positions).ravel()) \
+            if isinstance(positions, np.ndarray) else list(positions)
         for p in positions:
             if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
                 raise TokenizerError(f"global attention position {p!r} is not an int; expected token indices")
         if isinstance(input_ids, np.ndarray):
-            if input_ids.ndim not in (1, 2):
-                raise TokenizerError(f"input_ids has shape {input_ids.shape}; expected [length] or [batch, length]")
+            if input_ids.ndim not in (1, 2) or input_ids.dtype.kind not in "iu":
+                raise TokenizerError(f"input_ids has shape {input_ids.shape} and dtype {input_ids.dtype}; expected "
+                                     f"integer ids of shape [length] or [batch, length]")
             mask = np.ones_like(input_ids) if attention_mask is None else np.asarray(attention_mask)
             if mask.shape != input_ids.shape:
                 raise TokenizerError(f"attention_mask has shape {mask.shape}; expected the shape of input_ids, "
@@ -321,11 +344,19 @@ class LEDTokenizer:
                 _check_position(p, input_ids.shape[-1])
                 result[..., p] = 1
             return np.where(mask != 0, result, 0).astype(input_ids.dtype)
+        if not isinstance(input_ids, (list, tuple)):
+            raise TokenizerError(f"input_ids is a {type(input_ids).__name__}; expected a list of ids, a list of rows "
+                                 f"of ids or a NumPy array")
         single = not input_ids or not isinstance(input_ids[0], (list, tuple, np.ndarray))
         rows = [input_ids] if single else input_ids
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple, np.ndarray)) or not all(_is_id(t) for t in row):
+                where = "input_ids" if single else f"input_ids[{i}]"
+                raise TokenizerError(f"{where} is {short(row)}; expected a list of int token ids")
         masks = [[1] * len(row) for row in rows] if attention_mask is None else (
             [attention_mask] if single else attention_mask)
-        if len(masks) != len(rows) or any(len(m) != len(r) for m, r in zip(masks, rows)):
+        if (not isinstance(masks, (list, tuple, np.ndarray)) or len(masks) != len(rows)
+                or any(not hasattr(m, "__len__") or len(m) != len(r) for m, r in zip(masks, rows))):
             raise TokenizerError("attention_mask does not have the shape of input_ids; expected one 0/1 per id")
         result = []
         for i, (row, mask) in enumerate(zip(rows, masks)):
@@ -346,10 +377,12 @@ class LEDTokenizer:
         before punctuation and contractions, as transformers 4 does; transformers 5 ignores it for BPE tokenizers.
         Byte sequences cut in the middle of a character decode to U+FFFD.
         """
-        ids = token_ids.tolist() if hasattr(token_ids, "tolist") else token_ids  # NumPy, CuPy, torch
-        if isinstance(ids, (list, tuple)) and ids and isinstance(ids[0], (list, tuple)):
+        ids = _as_ids(token_ids, "token_ids")
+        if ids and isinstance(ids[0], (list, tuple)):
             return self.batch_decode(ids, skip_special_tokens, clean_up_tokenization_spaces)
-        ids = [ids] if isinstance(ids, (int, np.integer)) else list(ids)
+        _check_bool("skip_special_tokens", skip_special_tokens)
+        if clean_up_tokenization_spaces is not None:
+            _check_bool("clean_up_tokenization_spaces", clean_up_tokenization_spaces)
         self._check_ids(ids)
         text = self._backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
         if clean_up_tokenization_spaces is None:
@@ -358,15 +391,20 @@ class LEDTokenizer:
 
     def batch_decode(self, sequences, skip_special_tokens=False, clean_up_tokenization_spaces=None):
         """`decode` for each row of a batch (a list of lists or a 2-D array); a list of texts."""
-        rows = sequences.tolist() if hasattr(sequences, "tolist") else sequences
-        return [self.decode(row, skip_special_tokens, clean_up_tokenization_spaces) for row in rows]
+        rows = _as_ids(sequences, "sequences")
+        for i, row in enumerate(rows):
+            ids = row if isinstance(row, (list, tuple)) else [row]
+            if any(isinstance(t, (list, tuple)) for t in ids):
+                raise TokenizerError(f"sequences[{i}] holds lists; expected rows of token ids (1 or 2 dimensions)")
+        return [self.decode(list(row) if isinstance(row, (list, tuple)) else [row], skip_special_tokens,
+                            clean_up_tokenization_spaces) for row in rows]
 
     def convert_ids_to_tokens(self, ids):
         """The token string of an id, or the list of token strings of a list of ids."""
-        if isinstance(ids, (int, np.integer)):
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool):
             self._check_ids([ids])
             return self._backend.id_to_token(int(ids))
-        ids = list(ids)
+        ids = _as_ids(ids, "ids")
         self._check_ids(ids)
         return [self._backend.id_to_token(int(i)) for i in ids]
 
@@ -374,13 +412,15 @@ class LEDTokenizer:
         """The id of a token string (the `<unk>` id when it is not in the vocabulary), or the list of ids."""
         if isinstance(tokens, str):
             return self.vocab.get(tokens, self.unk_token_id)
+        if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+            raise TokenizerError(f"tokens={short(tokens)}; expected a token string or a list of them")
         return [self.vocab.get(token, self.unk_token_id) for token in tokens]
 
     def _check_ids(self, ids):
         size = len(self)
         for i in ids:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < size:
-                raise TokenizerError(f"token id {i!r} is not in the vocabulary; expected ints in [0, {size})")
+                raise TokenizerError(f"token id {short(i)} is not in the vocabulary; expected ints in [0, {size})")
 
     # ----------------------------------------------------------------------------------------------- properties
     def __len__(self):
@@ -469,6 +509,8 @@ def _rows(text, text_pair, batched):
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise TokenizerError(f"text[{i}] is a {type(t).__name__}; expected str")
+    if text_pair is not None and not isinstance(text_pair, (str, list, tuple)):
+        raise TokenizerError(f"text_pair is a {type(text_pair).__name__}; expected a str, a list of str or None")
     if text_pair is None or (not batched and text_pair == ""):  # transformers: an empty pair text is no pair
         return [(t, None) for t in texts]
     pairs = list(text_pair) if batched and isinstance(text_pair, (list, tuple)) else None
@@ -491,10 +533,34 @@ def _added_token(name, value):
     if isinstance(value, str):
         value = {"content": value}
     if not isinstance(value, dict) or not isinstance(value.get("content"), str):
-        raise TokenizerError(f"{name}={value!r}; expected a str, a dict with 'content' or a tokenizers.AddedToken")
+        raise TokenizerError(f"{name}={short(value)}; expected a str, a dict with 'content' or a "
+                             f"tokenizers.AddedToken")
     flags = {"lstrip": name == "mask_token", "rstrip": False, "single_word": False, "normalized": False}
     flags.update({k: value[k] for k in TOKEN_FLAGS if k in value})
+    for k, flag in flags.items():
+        if not isinstance(flag, bool):
+            raise TokenizerError(f"{name} has {k}={short(flag)}; expected True or False")
     return AddedToken(value["content"], special=True, **flags)
+
+
+def _as_ids(value, name):
+    """Token ids as a list (of ints, or of rows): from a list or tuple, one int, or an array (NumPy, CuPy,
+    torch: anything with tolist). A text or another object is a TokenizerError naming the argument."""
+    if isinstance(value, (str, bytes)):
+        raise TokenizerError(f"{name} is a {type(value).__name__}; expected token ids (ints), not text; call the "
+                             f"tokenizer itself to turn text into ids")
+    if hasattr(value, "tolist") and not isinstance(value, (list, tuple)):
+        value = value.tolist()
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise TokenizerError(f"{name} is a {type(value).__name__}; expected token ids: a list of ints, a list of "
+                             f"rows, or an array")
+    return list(value)
+
+
+def _is_id(t):
+    return isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
 
 
 def _check_position(p, length, row=None):
@@ -506,25 +572,45 @@ def _check_position(p, length, row=None):
 
 def _check_bool(name, value):
     if not isinstance(value, bool):
-        raise TokenizerError(f"{name}={value!r}; expected True or False")
+        raise TokenizerError(f"{name}={short(value)}; expected True or False")
     return value
 
 
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise TokenizerError(f"{name}={value!r}; expected an int >= {minimum}")
+        raise TokenizerError(f"{name}={short(value)}; expected an int >= {minimum}")
     return int(value)
 
 
 def _read_json(path, expect=None):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise TokenizerError(f"cannot read {path} as JSON: {e}") from e
-    if expect is dict and not isinstance(data, dict):
-        raise TokenizerError(f"{path} holds a JSON {type(data).__name__}; expected an object")
-    return data
+    return read_json(path, TokenizerError, "tokenizer file", expect=expect)
+
+
+def _check_vocab(vocab, where):
+    """{token: id} with str tokens and distinct int ids >= 0 (a copy), else a TokenizerError naming `where`."""
+    if not isinstance(vocab, dict):
+        raise TokenizerError(f"{where} is a {type(vocab).__name__}; expected a dict of token -> int id")
+    for token, i in vocab.items():
+        if not isinstance(token, str) or isinstance(i, bool) or not isinstance(i, (int, np.integer)) \
+                or not 0 <= i < 2 ** 31:
+            raise TokenizerError(f"{where} maps {short(token)} to {short(i)}; expected str tokens and int ids "
+                                 f"from 0 to 2**31 - 1")
+    if len(set(vocab.values())) != len(vocab):
+        raise TokenizerError(f"{where} gives the same id to two tokens; expected distinct ids")
+    return {token: int(i) for token, i in vocab.items()}
+
+
+def _check_merges(merges, where):
+    """A list of (left, right) pairs of str tokens, else a TokenizerError naming `where`."""
+    if isinstance(merges, (str, bytes, dict)) or not hasattr(merges, "__iter__"):
+        raise TokenizerError(f"{where} is a {type(merges).__name__}; expected a list of pairs of tokens")
+    pairs = []
+    for i, pair in enumerate(merges):
+        if isinstance(pair, str) or not isinstance(pair, (list, tuple)) or len(pair) != 2 \
+                or not all(isinstance(t, str) for t in pair):
+            raise TokenizerError(f"{where}[{i}] is {short(pair)}; expected a pair of tokens (two str)")
+        pairs.append(tuple(pair))
+    return pairs
 
 
 def _read_vocab(path):
@@ -532,35 +618,37 @@ def _read_vocab(path):
     vocab = _read_json(path)
     if not isinstance(vocab, dict) or not all(isinstance(i, int) and not isinstance(i, bool) for i in vocab.values()):
         raise TokenizerError(f"{path} is not a vocabulary; expected a JSON object of token -> int id")
-    if len(set(vocab.values())) != len(vocab):
-        raise TokenizerError(f"{path} gives the same id to two tokens; expected distinct ids")
-    return vocab
+    return _check_vocab(vocab, path)
 
 
 def _read_merges(path):
     """merges.txt: an optional "#version" line, then one merge "left right" per line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except (OSError, ValueError) as e:
-        raise TokenizerError(f"cannot read {path}: {e}") from e
+    lines = read_text(path, TokenizerError, "tokenizer file").split("\n")
     merges = []
     for number, line in enumerate(lines, start=1):
         if not line or (number == 1 and line.startswith("#version")):
             continue
         pair = line.split(" ")
         if len(pair) != 2:
-            raise TokenizerError(f"{path} line {number} is {line!r}; expected two tokens separated by one space")
+            raise TokenizerError(f"{path} line {number} is {short(line)}; expected two tokens separated by one space")
         merges.append(tuple(pair))
     return merges
 
 
 def _read_tokenizer_json(path):
     """(vocab, merges, {content: AddedToken flags}) from a `tokenizers` tokenizer.json holding a BPE model."""
-    data = _read_json(path)
-    model = data.get("model") if isinstance(data, dict) else None
+    data = _read_json(path, expect=dict)
+    model = data.get("model")
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE" or "vocab" not in model:
         raise TokenizerError(f"{path} does not hold a BPE model; expected model.type 'BPE' with vocab and merges")
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
-    flags = {t["content"]: {k: t[k] for k in TOKEN_FLAGS if k in t} for t in data.get("added_tokens") or []}
-    return model["vocab"], merges, flags
+    raw_merges = model.get("merges", [])
+    if not isinstance(raw_merges, list):
+        raise TokenizerError(f"{path} has model.merges={short(raw_merges)}; expected a list")
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else m for m in raw_merges]
+    added = data.get("added_tokens") or []
+    if not isinstance(added, list) or not all(isinstance(t, dict) and isinstance(t.get("content"), str)
+                                              for t in added):
+        raise TokenizerError(f"{path} has added_tokens={short(added)}; expected a list of objects with a "
+                             f"'content' string")
+    flags = {t["content"]: {k: t[k] for k in TOKEN_FLAGS if k in t} for t in added}
+    return _check_vocab(model["vocab"], f"{path} model.vocab"), _check_merges(merges, f"{path} model.merges"), flags

@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from .backend import to_numpy
+from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
-from .layout import _layout, global_positions, merged_mask, to_dense
+from .layout import MAX_WINDOW, _layout, as_numpy, global_positions, index, merged_mask, to_dense
 
 GLOBAL = "#00bcd4"  # cyan: global tokens, rows and columns
 
@@ -45,6 +45,9 @@ def _norm(log, image):
 
 
 def _range(start, stop, length):
+    for name, value in (("start", start), ("stop", stop)):
+        if value is not None and not is_int(value):
+            raise InputError(f"{name}={short(value)}; expected a token position (an int) or None")
     start = 0 if start is None else start
     stop = length if stop is None else stop
     if not 0 <= start < stop <= length:
@@ -54,12 +57,16 @@ def _range(start, stop, length):
 
 def pool_rows(a, max_rows, how="max"):
     """Rows grouped in blocks of ceil(n / max_rows) and reduced by max or mean.   [n, C] -> [n', C], block size"""
+    a = as_numpy(a, "a")
+    if a.ndim != 2:
+        raise InputError(f"a has shape {a.shape}; expected (rows, columns)")
+    check_int("max_rows", max_rows, InputError, minimum=1)
+    if not isinstance(how, str) or how not in ("max", "mean"):
+        raise InputError(f"pool={short(how)}; expected 'max' or 'mean'")
     n = a.shape[0]
     block = max(1, math.ceil(n / max_rows))
     if block == 1:
         return a, 1
-    if how not in ("max", "mean"):
-        raise InputError(f"pool={how!r}; expected 'max' or 'mean'")
     fill = np.full((block * math.ceil(n / block) - n, a.shape[1]), np.nan, dtype=a.dtype)
     blocks = np.concatenate([a, fill]).reshape(-1, block, a.shape[1])
     return (np.nanmax(blocks, axis=1) if how == "max" else np.nanmean(blocks, axis=1)), block
@@ -70,10 +77,7 @@ def band_image(attentions, global_attentions=None, global_attention_mask=None, a
     """What `plot_band` draws: (image [rows, x + W + 1], rows per image row, (start, stop), x, w, positions)."""
     a, _, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask)
     b, h, length, _ = a.shape
-    if not 0 <= row < b:
-        raise InputError(f"row={row} is outside the batch of {b}")
-    if not 0 <= head < h:
-        raise InputError(f"head={head} is outside the {h} heads")
+    row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
     start, stop = _range(start, stop, length)
     image, block = pool_rows(a[row, head, start:stop].astype(np.float64), max_rows, pool)
     return image, block, (start, stop), x, w, positions[row]
@@ -84,6 +88,9 @@ def plot_band(attentions, global_attentions=None, global_attention_mask=None, at
     """Band view of one layer and head: rows are query positions start..stop, columns the global slots then
     the relative offsets -w..+w. Rows of global tokens are empty here (their weights are in
     global_attentions) and are marked in cyan."""
+    check_bool("log", log, InputError)
+    _check_ax(ax)
+    _check_title(title)
     image, block, (start, stop), x, w, positions = band_image(attentions, global_attentions, global_attention_mask,
                                                               attention_mask, head, row, start, stop, max_rows, pool)
     fig = ax.figure if ax is not None else _figure((7, 6))
@@ -113,11 +120,18 @@ def plot_dense(attentions, global_attentions=None, global_attention_mask=None, a
                row=0, start=None, stop=None, log=False, tokens=None, ax=None, title=None):
     """The [L, L] matrix of one layer and head (rows: queries, columns: keys), tokens labelled when there are
     at most 48 of them, global tokens' rows and columns outlined in cyan."""
+    check_bool("log", log, InputError)
+    _check_ax(ax)
+    _check_title(title)
     dense = to_dense(attentions, global_attentions, global_attention_mask, attention_mask)
     b, h, length, _ = dense.shape
-    if not 0 <= head < h:
-        raise InputError(f"head={head} is outside the {h} heads")
+    row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
     start, stop = _range(start, stop, length)
+    if tokens is not None:
+        if isinstance(tokens, (str, bytes)) or not hasattr(tokens, "__len__") or len(tokens) != length:
+            got = f"a {type(tokens).__name__}" if isinstance(tokens, (str, bytes)) or not hasattr(
+                tokens, "__len__") else f"{len(tokens)} tokens"
+            raise InputError(f"tokens has {got}; expected a list of {length} token strings, one per position")
     image = dense[row, head, start:stop, start:stop].astype(np.float64)
     fig = ax.figure if ax is not None else _figure((7, 6))
     ax = ax if ax is not None else fig.add_subplot()
@@ -144,14 +158,25 @@ def plot_grid(attentions, global_attentions=None, global_attention_mask=None, at
               heads=None, view="band", row=0, start=None, stop=None, log=False, max_rows=512):
     """Layers x heads of band (or dense) views. attentions / global_attentions: the per-layer tuples of an
     encoder output."""
-    if view not in ("band", "dense"):
-        raise InputError(f"view={view!r}; expected 'band' or 'dense'")
-    n_layers, n_heads = len(attentions), to_numpy(attentions[0]).shape[1]
-    layers = range(n_layers) if layers is None else layers
-    heads = range(n_heads) if heads is None else heads
+    if not isinstance(view, str) or view not in ("band", "dense"):
+        raise InputError(f"view={short(view)}; expected 'band' or 'dense'")
+    if not isinstance(attentions, (tuple, list)) or not attentions:
+        raise InputError(f"attentions is {short(attentions)}; expected the per-layer tuple of an encoder output")
+    first = as_numpy(attentions[0], "attentions[0]")
+    if first.ndim != 4:
+        raise InputError(f"attentions[0] has shape {first.shape}; expected (batch, heads, tokens, x + window + 1)")
+    n_layers, n_heads = len(attentions), first.shape[1]
+    layers = _indices("layers", layers, n_layers)
+    heads = _indices("heads", heads, n_heads)
     for l in layers:
         if not 0 <= l < n_layers:
             raise InputError(f"layer {l} is outside the {n_layers} layers")
+    for hd in heads:
+        index("head", hd, n_heads, "heads")
+    if global_attentions is not None and (not isinstance(global_attentions, (tuple, list))
+                                          or len(global_attentions) != n_layers):
+        raise InputError(f"global_attentions is {short(global_attentions)}; expected None or one entry per layer "
+                         f"({n_layers})")
     glob = global_attentions if global_attentions is not None else (None,) * n_layers
     fig = _figure((2.6 * len(heads) + 1, 2.4 * len(layers) + 0.5))
     axes = fig.subplots(len(layers), len(heads), squeeze=False)
@@ -171,11 +196,51 @@ def plot_grid(attentions, global_attentions=None, global_attention_mask=None, at
     return fig
 
 
+def _indices(name, values, size):
+    """None -> range(size); else a non-empty list of ints (each checked by the caller)."""
+    if values is None:
+        return range(size)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise InputError(f"{name}={short(values)}; expected a list of indices or None")
+    values = list(values)
+    if not values or not all(is_int(v) for v in values):
+        raise InputError(f"{name}={short(values)}; expected a non-empty list of int indices or None")
+    return values
+
+
+def _check_title(title):
+    if title is not None and not isinstance(title, str):
+        raise InputError(f"title={short(title)}; expected a str or None")
+
+
+def _check_ax(ax):
+    if ax is not None and not (hasattr(ax, "imshow") and hasattr(ax, "figure")):
+        raise InputError(f"ax={short(ax)}; expected a matplotlib Axes or None")
+
+
+def _sparsity_args(length, window, global_positions, max_length=None):
+    """Checked (length, window, sorted unique global positions) of the sparsity functions."""
+    length = check_int("length", length, InputError, minimum=1, maximum=max_length)
+    if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
+        raise InputError(f"window={short(window)}; expected an even int from 2 to {MAX_WINDOW} (the two-sided "
+                         f"attention window)")
+    if isinstance(global_positions, (str, bytes)) or not hasattr(global_positions, "__iter__"):
+        raise InputError(f"global_positions={short(global_positions)}; expected a list of token positions")
+    positions = list(np.asarray(global_positions).ravel()) if isinstance(global_positions, np.ndarray) \
+        else list(global_positions)
+    if not all(is_int(p) for p in positions):
+        raise InputError(f"global_positions={short(positions)}; expected int token positions")
+    g = np.unique(np.asarray(positions, dtype=np.int64))
+    if g.size and (g.min() < 0 or g.max() >= length):
+        raise InputError(f"global positions must be inside 0..{length - 1}")
+    return length, int(window), g
+
+
 def computed_pairs(length, window, global_positions=()):
     """(pairs computed by Longformer attention, pairs of full attention) for one sequence, counted exactly
     without an L x L array: the band `|i - j| <= w` plus every row and column of a global token."""
+    length, window, g = _sparsity_args(length, window, global_positions)
     w = window // 2
-    g = np.unique(np.asarray(global_positions, dtype=np.int64))
     i = np.arange(length)
     band_row = np.minimum(i + w, length - 1) - np.maximum(i - w, 0) + 1  # band pairs in row i
     close = np.abs(g[:, None] - g[None, :]) <= w
@@ -186,9 +251,8 @@ def computed_pairs(length, window, global_positions=()):
 def plot_sparsity(length, window, global_positions=(), max_pixels=1024):
     """Which (query, key) pairs are computed: the band, global rows and columns, against full attention.
     Long inputs are shown as the computed fraction of each block of pairs."""
-    g = np.unique(np.asarray(global_positions, dtype=np.int64))
-    if g.size and (g.min() < 0 or g.max() >= length):
-        raise InputError(f"global positions must be inside 0..{length - 1}")
+    length, window, g = _sparsity_args(length, window, global_positions, max_length=2 ** 18)  # it draws L^2 / 1024
+    check_int("max_pixels", max_pixels, InputError, minimum=1)
     w = window // 2
     block = max(1, math.ceil(length / max_pixels))
     centres = np.arange(0, length, block)  # one pixel per block: the fraction of its pairs computed
@@ -221,7 +285,13 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     from matplotlib.patches import ConnectionPatch
 
     from .reference.attention import global_slots, self_attention
-    global_positions = sorted(global_positions)  # slots are in position order
+    length, window, positions = _sparsity_args(length, window, global_positions, max_length=64)  # one cell each
+    n_pad = check_int("n_pad", n_pad, InputError, minimum=0, maximum=length - 1)
+    check_int("seed", seed, InputError, minimum=0)
+    if not positions.size or positions.max() >= length - n_pad:
+        raise InputError(f"global_positions={short(global_positions)}; expected at least one, each before the "
+                         f"{n_pad} pad positions at the end (0..{length - n_pad - 1})")
+    global_positions = [int(p) for p in positions]  # slots are in position order
     rng = np.random.default_rng(seed)
     mask = np.ones((1, length), dtype=np.int64)
     mask[0, length - n_pad:] = 0
