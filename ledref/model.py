@@ -14,7 +14,7 @@ from .backend import input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import load_params
 from .config import LEDConfig
 from .errors import InputError, LedrefError
-from .reference.attention import global_slots
+from .reference.attention import global_slots, select_heads
 from .reference.functional import linear
 from .reference.model import lm_head
 from .generation import GenerationConfig, generate
@@ -113,28 +113,29 @@ class LEDPreTrainedModel:
         """The encoder alone: `model.encoder(input_ids, attention_mask, global_attention_mask, ...)`."""
         return LEDEncoder(self)
 
-    # -- which forward pass runs: ledref.fast for "band", the reference for "dense" and "band_matrix" and
-    #    whenever a recorder is given (the reference names every intermediate)
+    # -- which forward pass runs: ledref.fast for "band", the reference for "dense" and "band_matrix". With
+    #    "band" and a recorder, the encoder layers and the decoder of which the recorder wants something run
+    #    the reference (which names every intermediate), the others the fast path
 
     def _run_encoder(self, params, input_ids, mask, slots, output_attentions, output_hidden_states, progress=None,
-                     recorder=None):
-        if self.attn_implementation == "band" and recorder is None:
+                     recorder=None, attention_heads=None):
+        if self.attn_implementation == "band":
             return fast.encoder(params, self.config, input_ids, mask, output_attentions, output_hidden_states, slots,
-                                progress)
-        implementation = "band_matrix" if self.attn_implementation == "band" else self.attn_implementation
-        return reference.encoder(params, self.config, input_ids, mask, implementation, output_attentions,
-                                 output_hidden_states, slots, progress, recorder)
+                                progress, attention_heads, recorder)
+        return reference.encoder(params, self.config, input_ids, mask, self.attn_implementation, output_attentions,
+                                 output_hidden_states, slots, progress, recorder, attention_heads)
 
     def _run_decoder(self, params, *args, recorder=None):
-        if self.attn_implementation == "band" and recorder is None:
+        if self.attn_implementation == "band" and not (recorder and recorder.wants_decoder(self.config.decoder_layers)):
             return fast.decoder(params, self.config, *args)
         return reference.decoder(params, self.config, *args, recorder=recorder)
 
     # -- argument handling shared by every head
 
     def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
-                output_attentions, output_hidden_states, progress=None, recorder=None):
-        """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
+                output_attentions, output_hidden_states, progress=None, recorder=None, attention_heads=None):
+        """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs).
+        output_attentions and attention_heads as inputs.attention_selection returns them."""
         config = self.config
         if encoder_outputs is not None:
             encoder_outputs = as_encoder_output(encoder_outputs)
@@ -165,14 +166,23 @@ class LEDPreTrainedModel:
         if global_attention_mask is not None:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
         out = self._run_encoder(params, input_ids, mask, global_slots(mask), output_attentions, output_hidden_states,
-                                progress, recorder)
+                                progress, recorder, attention_heads)
         return input_ids, attention_mask, out
 
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                  decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                 output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None, extra=None):
-        """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras)."""
+                 output_hidden_states=False, encoder_outputs=None, recorder=None, attention_heads=None, labels=None,
+                 extra=None):
+        """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras).
+
+        output_attentions=True returns every attention, as transformers; a sequence of encoder layer
+        indices returns those layers' encoder attentions (None for the others) and no decoder or
+        cross-attentions. attention_heads keeps those heads of every attention returned."""
         config = self.config
+        output_attentions, attention_heads = inputs.attention_selection(
+            output_attentions, attention_heads, config.encoder_layers, config.encoder_attention_heads)
+        if output_attentions is True and attention_heads is not None:  # the decoder's heads are taken too
+            inputs.indices(attention_heads, "attention_heads", config.decoder_attention_heads, "decoder head")
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
                     labels=labels, **(extra or {}))
@@ -185,7 +195,7 @@ class LEDPreTrainedModel:
         params = self._params_for(xp)
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
                                                       encoder_outputs, output_attentions, output_hidden_states,
-                                                      recorder=recorder)
+                                                      recorder=recorder, attention_heads=attention_heads)
         batch = enc.last_hidden_state.shape[0]
         if labels is not None:
             labels = inputs.token_ids(labels, xp, "labels", config.vocab_size, batch, ignore_index=-100)
@@ -206,7 +216,10 @@ class LEDPreTrainedModel:
                                                         (batch, past_len + t))
         h, hidden, self_attns, cross_attns, cache = self._run_decoder(
             params, decoder_input_ids, enc.last_hidden_state, attention_mask, decoder_attention_mask,
-            past_key_values, output_attentions, output_hidden_states, recorder=recorder)
+            past_key_values, output_attentions is True, output_hidden_states, recorder=recorder)
+        if attention_heads is not None and output_attentions is True:
+            self_attns = tuple(select_heads(a, attention_heads) for a in self_attns)
+            cross_attns = tuple(select_heads(a, attention_heads) for a in cross_attns)
         out = LEDSeq2SeqModelOutput(
             last_hidden_state=h, past_key_values=cache if use_cache else None, decoder_hidden_states=hidden,
             decoder_attentions=self_attns, cross_attentions=cross_attns,
@@ -233,7 +246,7 @@ class LEDPreTrainedModel:
 
     SEQ2SEQ_ARGS = ("input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids",
                     "decoder_attention_mask", "past_key_values", "use_cache", "output_attentions",
-                    "output_hidden_states", "encoder_outputs", "recorder")
+                    "output_hidden_states", "encoder_outputs", "recorder", "attention_heads")
 
     @classmethod
     def _args(cls, local_vars):
@@ -252,12 +265,18 @@ class LEDEncoder:
         self.model = model
 
     def __call__(self, input_ids, attention_mask=None, global_attention_mask=None, output_attentions=False,
-                 output_hidden_states=False, progress=None, recorder=None):
+                 output_hidden_states=False, progress=None, recorder=None, attention_heads=None):
+        """-> LEDEncoderBaseModelOutput. output_attentions: True (every layer, transformers' layout) or a
+        sequence of layer indices (those layers' attentions, None for the others; only they are computed);
+        attention_heads: the heads kept, in that order (only theirs are computed)."""
         model = self.model
+        config = model.config
+        output_attentions, attention_heads = inputs.attention_selection(
+            output_attentions, attention_heads, config.encoder_layers, config.encoder_attention_heads)
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
         xp = input_namespace(args, model.default_xp)
         return model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
-                             output_attentions, output_hidden_states, progress, recorder)[2]
+                             output_attentions, output_hidden_states, progress, recorder, attention_heads)[2]
 
 
 class LEDModel(LEDPreTrainedModel):
@@ -265,7 +284,7 @@ class LEDModel(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, attention_heads=None):
         """The encoder-decoder pass with transformers' arguments -> LEDSeq2SeqModelOutput. Without
         decoder_input_ids they are shift_tokens_right(input_ids); `recorder` collects the intermediates."""
         return self._seq2seq(**self._args(locals()))[3]
@@ -301,7 +320,8 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None,
+                attention_heads=None):
         """LEDModel's pass and the head -> LEDSeq2SeqLMOutput (logits [B, T, V]). `labels` [B, T] give the
         mean cross-entropy as `loss` (-100 ignored) and, without decoder_input_ids, the decoder inputs."""
         xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels)
@@ -326,7 +346,7 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, encoder_outputs=None, recorder=None, start_positions=None,
-                end_positions=None):
+                end_positions=None, attention_heads=None):
         """LEDModel's pass and qa_outputs -> LEDSeq2SeqQuestionAnsweringModelOutput. With start_positions
         and end_positions [B], `loss` is the mean of the two cross-entropies, as transformers computes it."""
         extra = dict(start_positions=start_positions, end_positions=end_positions)
@@ -353,7 +373,8 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
-                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None):
+                output_hidden_states=False, encoder_outputs=None, recorder=None, labels=None,
+                attention_heads=None):
         """LEDModel's pass and the classification head -> LEDSeq2SeqSequenceClassifierOutput (logits
         [B, num_labels]); `labels` give the loss transformers would choose (see the class docstring)."""
         config = self.config

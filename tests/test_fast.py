@@ -295,3 +295,23 @@ def test_band_memory_is_linear_in_length():
     dense = peak_bytes(reference_attention.self_attention, h[:, :quarter], mask[:, :quarter],
                        reference_attention.global_slots(mask[:, :quarter]), w, heads, implementation="dense", **weights)
     assert dense > quarter * quarter * 8
+
+
+@pytest.mark.parametrize("heads", [None, [1]])
+def test_band_probabilities_are_made_once(heads):
+    """With the probabilities asked for, the kernel allocates little more than the returned array itself:
+    each kept head's band is cut from the chunks' weights straight into it (no list of chunks joined, no
+    scaled copy, no second layout). Asking for one head of two costs half."""
+    rng = np.random.default_rng(1)
+    length, dim, n_heads, w = 4096, 8, 2, 64
+    weights = to_namespace(random_layer(rng, dim), namespace("numpy"))
+    h = rng.normal(size=(1, length, dim))
+    mask = np.ones((1, length), dtype=np.int64)
+    mask[0, [0, 2000]] = 2
+    slots = reference_attention.global_slots(mask)
+    without = peak_bytes(fast_attention.self_attention, h, mask, slots, w, n_heads, **weights)
+    with_probs = peak_bytes(fast_attention.self_attention, h, mask, slots, w, n_heads, output_attentions=True,
+                            attention_heads=heads, **weights)
+    kept = n_heads if heads is None else len(heads)
+    probs = kept * length * (2 + 2 * w + 1) * 8  # [1, kept, L, x + 2w + 1] float64
+    assert with_probs - without < 1.15 * probs, (with_probs - without) / probs

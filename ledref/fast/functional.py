@@ -26,6 +26,13 @@ def matmul_into(a, b, out):
     return a @ b
 
 
+def multiply_into(a, b, out):
+    """a * b (broadcast), computed into `out` on NumPy; elsewhere the standard a * b. Use the returned array."""
+    if on_numpy(array_namespace(a)):
+        return np.multiply(a, b, out=out)
+    return a * b
+
+
 def linear(x, weight, bias=None, out=None):
     """reference.functional.linear computed into `out` (see matmul_into), the bias added in place."""
     xp = array_namespace(x)
