@@ -11,7 +11,7 @@ tests/test_fast_equals_reference.py the equality of the whole):
   asked for; each head's keys, and its values with a column of ones after them, are copied into
   contiguous buffers, so that one product gives the weighted values and the row sums at once; scores are
   held keys down, queries across (faster products on the CPU); chunks whose keys are all local mask only
-  the two triangles outside the windows (`band_masks`); on NumPy, where |q| |k| bounds a chunk's scores
+  the two triangles outside the windows (`band_masks`); on NumPy, where `|q| |k|` bounds a chunk's scores
   by UNSHIFTED_BOUND, the softmax skips the row maximum (`chunks_to_shift`); pad rows take an infinite
   row sum instead of a pass that zeroes them; rows are shared among threads (`runtime.parallel_map`).
   Probabilities are made only for the heads asked for, cut from each chunk's weights while they are in
@@ -102,7 +102,7 @@ UNSHIFTED_BOUND = 30.0
 
 def norms_for_bounds(q, k, k_at_globals):
     """On NumPy, where reading a number back is free: the lengths of the queries and keys [..., L] (and of
-    the global keys [..., x]), from which |q.k| <= |q| |k| bounds a chunk's scores. None elsewhere: on a
+    the global keys [..., x]), from which `|q.k| <= |q| |k|` bounds a chunk's scores. None elsewhere: on a
     GPU the kernel reads nothing back, and the usual shifted softmax is used throughout."""
     xp = array_namespace(q)
     if not on_numpy(xp):

@@ -4,7 +4,7 @@ B batch, H heads, L (padded) length, d head dim, D = H d, w one-sided window, x 
 is transformers' merged encoder mask: 0 pad, 1 local, 2 global. The rule (Beltagy et al. 2020, section 3,
 as transformers runs it):
 
-- a local token i attends, with query, key and value, to {j : |i - j| <= w, mask_j = 1} and to every
+- a local token i attends, with query, key and value, to `{j : |i - j| <= w, mask_j = 1}` and to every
   global j;
 - a global token attends, with query_global, key_global and value_global, to every non-pad j;
 - a pad token's output is 0.
