@@ -71,6 +71,11 @@ class LEDPreTrainedModel:
     and follow the inputs: a call with arrays of another backend gets the weights converted to it once.
     Inputs given as nested lists or NumPy arrays go to the model's backend; outputs are arrays of the
     inputs' backend.
+
+    Every forward call takes transformers' arguments; `output_attentions` also takes a sequence of encoder
+    layer indices (those layers' encoder attentions, None for the others, no decoder or cross-attentions),
+    and `attention_heads` a sequence of heads (the maps returned hold those heads, in that order). Only
+    the maps asked for are computed.
     """
 
     head = None
