@@ -166,8 +166,9 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
 
     Chunk by chunk, the band scores (keys down, queries across) are masked, exponentiated and multiplied
     by the values and a column of ones (which gives the row sums); the global keys' weights are
-    exponentiated and added to the sums; the global keys' part of the output and the division by the sums
-    are then done once per head for all rows. A kept head's probabilities are cut from the chunk's weights
+    exponentiated and added to the sums (chunk by chunk for heads whose probabilities are kept, else for all
+    rows at once); the global keys' part of the output and the division by the sums are then done once per
+    head for all rows. A kept head's probabilities are cut from the chunk's weights
     while they are in cache, scaled by 1 / sum (0 for rows of pad and global queries) on the way, and
     written into the returned array: no other array of their size is made."""
     xp = array_namespace(q)
@@ -228,7 +229,7 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
                 scores -= top
             weights = xp.matrix_transpose(exp_inplace(scores))  # [h, e-s, hi-lo]
             mixed[:, s:e, :] = matmul_into(weights, values[:, lo:hi, :], mixed[:, s:e, :])
-            if x:  # the global keys' weights, and their part of the row sums
+            if x and mine:  # the kept heads' rows need their sums now: the global keys' weights and part of them
                 global_weights[:, s:e, :] = exp_inplace(global_weights[:, s:e, :])
                 mixed[:, s:e, d:] += xp.sum(global_weights[:, s:e, :], axis=-1, keepdims=True)
             if mine:  # 1 / sum for the rows of local queries, 0 for the others (pad rows may sum to 0)
@@ -239,6 +240,9 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
                         probs[row, j, s:e, :x] = global_weights[i, s:e, :] * scale[i, ...]
                     probs[row, j, s:e, x:] = cut_band(weights[i, ...], scale[i, ...], lo - (s - w), (e + w) - hi, w,
                                                       flat)
+        if x and not mine:  # the global keys' weights and part of the sums, for all rows at once
+            global_weights = exp_inplace(global_weights)
+            mixed[..., d:] += xp.sum(global_weights, axis=-1, keepdims=True)
         totals = mixed[..., d:]
         if x:
             into = buffer("global part", (n, length, d))
