@@ -113,8 +113,10 @@ def build_parser():
     p.add_argument("--head", type=int, default=0, help="attention head (band and dense views)")
     p.add_argument("--view", choices=["band", "dense", "grid"], default="band",
                    help="band: query x relative offset; dense: query x key; grid: band views of all layers x heads")
-    p.add_argument("--from", dest="start", type=int, help="first query token shown")
-    p.add_argument("--to", dest="stop", type=int, help="one past the last query token shown")
+    p.add_argument("--from", dest="start", type=int, help="first token shown (query rows; for the dense view, "
+                                                          "queries and keys)")
+    p.add_argument("--to", dest="stop", type=int, help="one past the last token shown (the dense view builds "
+                                                        "only the window --from..--to)")
     p.add_argument("--log", action="store_true", help="logarithmic colour scale")
     p.add_argument("--truncate", action="store_true", help="cut inputs longer than the model reads")
     p.add_argument("--out", required=True, help="image file to write (.png or .svg)")
@@ -235,18 +237,23 @@ def plot(args):
     if not 0 <= start < stop <= length:
         raise UsageError(f"--from {start} --to {stop} is not a range of the {length} tokens; expected "
                          f"0 <= from < to <= {length}")
-    out = model.encoder(input_ids, global_attention_mask=global_mask, output_attentions=True, return_dict=True)
+    # only what is drawn is computed: every layer for the grid, else one layer and one head (index 0 of the
+    # arrays returned)
+    selection = {} if args.view == "grid" else dict(output_attentions=[args.layer], attention_heads=[args.head])
+    out = model.encoder(input_ids, global_attention_mask=global_mask, return_dict=True,
+                        **{"output_attentions": True, **selection})
     glob = out.global_attentions or (None,) * config.encoder_layers
     common = dict(start=start, stop=stop, log=args.log)
     if args.view == "grid":
         fig = viz.plot_grid(out.attentions, out.global_attentions, global_mask, **common)
     elif args.view == "band":
-        fig = viz.plot_band(out.attentions[args.layer], glob[args.layer], global_mask, head=args.head, **common,
+        fig = viz.plot_band(out.attentions[args.layer], glob[args.layer], global_mask, head=0, **common,
                             title=f"layer {args.layer}, head {args.head}: band view")
-    else:
+    else:  # the window --from..--to alone is built
         tokens = tokenizer.convert_ids_to_tokens(input_ids[0])
-        fig = viz.plot_dense(out.attentions[args.layer], glob[args.layer], global_mask, head=args.head, **common,
-                             tokens=tokens, title=f"layer {args.layer}, head {args.head}: dense view")
+        fig = viz.plot_dense(out.attentions[args.layer], glob[args.layer], global_mask, head=0, **common,
+                             tokens=tokens, title=f"layer {args.layer}, head {args.head}: dense view, tokens "
+                                               f"{start}..{stop}")
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out} ({args.view} view of {length} tokens)")
 

@@ -166,8 +166,9 @@ def plot_where_it_looks(outputs, written, spans, facts=None, distractors=None, n
     bottom.set_title("the decoder's cross-attention while writing each answer token (last layer)", fontsize=10)
     fig.colorbar(image, ax=bottom, shrink=0.8, label="attention weight")
     for char_spans, colour, label in ((facts, FACT, "codes copied"), (distractors, DISTRACTOR, "other codes")):
-        for i, token in enumerate(tokens_in(spans, char_spans or [])):
-            top.axvspan(token - 0.5, token + 0.5, color=colour, alpha=0.5, lw=0, label=label if i == 0 else None)
+        marked = tokens_in(spans, char_spans or [])
+        viz.mark_positions(top, marked, colour, label=label)  # a visible stroke even for one token
+        for token in marked:
             bottom.plot([token], [-0.5], marker="v", color=colour, markersize=5, clip_on=False)
     if facts:
         top.legend(loc="upper right", fontsize=8)

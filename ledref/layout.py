@@ -12,10 +12,15 @@ transformers (and ledref) return, per encoder layer:
 
 The global tokens are those with global_attention_mask = 1 and attention_mask = 1.
 
-`to_dense` turns this into the [B, H, L, L] matrix the layer applied to its values; `to_band` goes back;
-`attention_weight` answers one (query, key) question without building L x L. NumPy in, NumPy out
-(arrays of other backends are brought to NumPy).
+`to_dense` turns this into the [B, H, L, L] matrix the layer applied to its values, or into the window of
+it between two token positions (built from the window's rows alone, never L x L); `to_band` goes back;
+`attention_weight` answers one (query, key) question without building L x L; `to_bertviz` hands a window
+to bertviz. NumPy in, NumPy out (arrays of other backends are brought to NumPy, only the rows needed).
+Layers whose attentions were not asked for (None, see `output_attentions`) are skipped where a function
+takes every layer.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -68,17 +73,56 @@ def global_positions(mask):
     return [np.flatnonzero(row == 2) for row in mask]
 
 
-def _layout(attentions, global_attentions, global_attention_mask, attention_mask):
-    """Checked arrays and the layout's numbers: (attentions, global_attentions, mask, positions, x, w)."""
-    a = as_numpy(attentions, "attentions")
-    if a.ndim != 4:
-        raise InputError(f"attentions has shape {a.shape}; expected (batch, heads, tokens, x + window + 1) "
+def shape_of(a, name):
+    """The shape of an array of any backend (or of nested lists), else an InputError naming it."""
+    if isinstance(a, (list, tuple)):
+        return tuple(as_numpy(a, name).shape)
+    if not hasattr(a, "shape"):
+        raise InputError(f"{name} is a {type(a).__name__}; expected an array")
+    return tuple(a.shape)
+
+
+def token_range(start, stop, length):
+    """(start, stop) with None meaning the whole sequence, checked: 0 <= start < stop <= length."""
+    for name, value in (("start", start), ("stop", stop)):
+        if value is not None and not is_int(value):
+            raise InputError(f"{name}={short(value)}; expected a token position (an int) or None")
+    start = 0 if start is None else start
+    stop = length if stop is None else stop
+    if not 0 <= start < stop <= length:
+        raise InputError(f"token range {start}..{stop} is not inside 0..{length}; expected 0 <= from < to <= {length}")
+    return start, stop
+
+
+def _rows(a, start, stop):
+    """a[:, :, start:stop] of a [B, H, L, ...] array of any backend (or nested lists), as NumPy: only
+    those rows are brought over."""
+    if isinstance(a, (list, tuple)):
+        a = np.asarray(a)
+    if len(a.shape) != 4:
+        return np.asarray(to_numpy(a))  # refused by the caller, with its shape
+    return np.asarray(to_numpy(a[:, :, start:stop, ...]))
+
+
+def _layout(attentions, global_attentions, global_attention_mask, attention_mask, start=None, stop=None):
+    """Checked arrays and the layout's numbers: (attentions, global_attentions, mask, positions, x, w).
+    With start and stop, attentions holds the query rows start..stop and global_attentions the keys
+    start..stop (the rest is not read); the whole sequence otherwise."""
+    if attentions is None:
+        raise InputError("attentions is None: this layer's attentions were not asked for; pass "
+                         "output_attentions=True or a sequence of layers that includes it")
+    shape = shape_of(attentions, "attentions")
+    if len(shape) != 4:
+        raise InputError(f"attentions has shape {shape}; expected (batch, heads, tokens, x + window + 1) "
                          f"for one layer")
-    b, h, length, columns = a.shape
-    g = None if global_attentions is None else as_numpy(global_attentions, "global_attentions")
-    x = 0 if g is None else g.shape[-1]
-    if g is not None and (g.ndim != 4 or g.shape[:2] != (b, h) or g.shape[2] < length):
-        raise InputError(f"global_attentions has shape {g.shape}; expected ({b}, {h}, padded tokens >= {length}, x)")
+    b, h, length, columns = shape
+    start, stop = token_range(start, stop, length)
+    a = _rows(attentions, start, stop)
+    g = None if global_attentions is None else _rows(global_attentions, start, stop)
+    g_shape = None if global_attentions is None else shape_of(global_attentions, "global_attentions")
+    x = 0 if g is None else g_shape[-1]
+    if g is not None and (len(g_shape) != 4 or g_shape[:2] != (b, h) or g_shape[2] < length):
+        raise InputError(f"global_attentions has shape {g_shape}; expected ({b}, {h}, padded tokens >= {length}, x)")
     window = columns - x - 1
     if window < 2 or window % 2:
         raise InputError(f"attentions has {columns} columns and global_attentions {x} slots, leaving a window of "
@@ -93,21 +137,28 @@ def _layout(attentions, global_attentions, global_attention_mask, attention_mask
     return a, g, mask, positions, x, window // 2
 
 
-def to_dense(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None):
+def to_dense(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, start=None,
+             stop=None):
     """The [B, H, L, L] attention matrix of one layer from its compact outputs: row i holds the weights with
-    which token i mixed the values of every token j (every real token's row sums to 1; pad rows are 0)."""
-    a, g, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask)
-    b, h, length, _ = a.shape
-    dense = np.zeros((b, h, length, length), dtype=a.dtype)
-    rows = np.arange(length)
-    for c in range(2 * w + 1):  # relative column c holds key i + c - w
-        keys = rows + c - w
-        inside = (keys >= 0) & (keys < length)
-        dense[:, :, rows[inside], keys[inside]] = a[:, :, rows[inside], x + c]
+    which token i mixed the values of every token j (every real token's row sums to 1; pad rows are 0).
+
+    With `start` and `stop`, the window [B, H, n, n] of queries and keys start..stop (n = stop - start),
+    built from those n rows of the layout alone: no L x L array is made. A window's rows sum to the weight
+    their token gives to keys inside the window."""
+    a, g, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask,
+                                          start, stop)
+    b, h, n, _ = a.shape
+    start = 0 if start is None else start
+    dense = np.zeros((b, h, n, n), dtype=a.dtype)
+    rows = np.arange(n)
+    for offset in range(max(-w, 1 - n), min(w, n - 1) + 1):  # relative column x + w + offset: key i + offset
+        inside = rows[(rows + offset >= 0) & (rows + offset < n)]
+        dense[:, :, inside, inside + offset] = a[:, :, inside, x + w + offset]
     for row, pos in enumerate(positions):
         for slot, p in enumerate(pos):
-            dense[row, :, :, p] += a[row, :, :, slot]  # the band is 0 at a global key, so this sets it
-            dense[row, :, p, :] = g[row, :, :length, slot]  # the global token's own row
+            if start <= p < start + n:
+                dense[row, :, :, p - start] += a[row, :, :, slot]  # the band is 0 at a global key: this sets it
+                dense[row, :, p - start, :] = g[row, :, :n, slot]  # the global token's own row
     return dense
 
 
@@ -163,33 +214,78 @@ def attention_weight(attentions, global_attentions, query, key, global_attention
     return out
 
 
-def to_bertviz(attentions, global_attentions, global_attention_mask=None, attention_mask=None, row=0,
-               max_tokens=512):
-    """Per-layer dense matrices of one batch row over its real tokens, in the shape bertviz's head_view and
-    model_view take: a tuple of [1, H, n, n] arrays (wrap each with torch.from_numpy for bertviz).
-    attentions / global_attentions: the per-layer tuples of a model output."""
+class BertvizInput(NamedTuple):
+    """What bertviz's head_view and model_view take: `head_view(*to_bertviz(...))`."""
+
+    attention: tuple
+    """Per layer, [1, H, n, n] (torch tensors when torch is installed, else NumPy arrays)."""
+    tokens: list
+    """The n tokens, as text."""
+
+
+def to_bertviz(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, row=0,
+               start=None, stop=None, tokens=None, tokenizer=None, input_ids=None, max_tokens=512):
+    """The window start..stop of one batch row as bertviz takes it: `head_view(*to_bertviz(...))`.
+
+    attentions / global_attentions: the per-layer tuples of a model output (layers given as None, not
+    asked for, are left out: bertviz then numbers the others from 0). Only the window's real tokens
+    (attention_mask 1) are shown, at most `max_tokens` of them, checked before anything is built; each layer
+    is built from the window's rows alone (`to_dense(..., start, stop)`), so a window of a 16k-token
+    document costs what the window costs. Tokens, as text: `tokens` (one string per position of the whole
+    sequence), or `tokenizer` and `input_ids` (each token decoded on its own: " word", not "Ġword"), or
+    else the positions. Returns a BertvizInput (attention, tokens)."""
     if not isinstance(attentions, (tuple, list)) or not attentions:
         raise InputError(f"attentions is {short(attentions)}; expected the per-layer tuple of a model output")
+    layers = [i for i, a in enumerate(attentions) if a is not None]
+    if not layers:
+        raise InputError("every layer's attentions is None; pass the attentions of at least one layer")
     if global_attentions is None:
         global_attentions = (None,) * len(attentions)
     if not isinstance(global_attentions, (tuple, list)) or len(global_attentions) != len(attentions):
         raise InputError(f"global_attentions is {short(global_attentions)}; expected None or one entry per layer "
                          f"({len(attentions)})")
     check_int("max_tokens", max_tokens, InputError, minimum=1)
-    layers = []
-    for local, glob in zip(attentions, global_attentions):
-        dense = to_dense(local, glob, global_attention_mask, attention_mask)
-        row = index("row", row, dense.shape[0], "rows of the batch")
-        dense = dense[row:row + 1]
-        real = _real_tokens(attention_mask, row, dense.shape[-1])
-        if len(real) > max_tokens:
-            raise InputError(f"{len(real)} tokens is more than bertviz draws usefully (max_tokens={max_tokens}); "
-                             f"use the band view for long inputs")
-        layers.append(dense[:, :, real][:, :, :, real])
-    return tuple(layers)
+    shape = shape_of(attentions[layers[0]], f"attentions[{layers[0]}]")
+    if len(shape) != 4:
+        raise InputError(f"attentions[{layers[0]}] has shape {shape}; expected (batch, heads, tokens, x + window + 1)")
+    batch, length = shape[0], shape[2]
+    row = index("row", row, batch, "rows of the batch")
+    start, stop = token_range(start, stop, length)
+    am = merged_mask(None, attention_mask, (batch, length))[row]  # 1 real, 0 pad
+    real = np.flatnonzero(am[start:stop] == 1) + start
+    if len(real) > max_tokens:
+        raise InputError(f"{len(real)} tokens in {start}..{stop} is more than bertviz draws usefully "
+                         f"(max_tokens={max_tokens}); pass start and stop to choose a window, or use the band view")
+    names = _token_texts(tokens, tokenizer, input_ids, row, length, real)
+    kept = real - start
+    out = []
+    for i in layers:  # the window of every batch row ([B, H, n, n], small), then the row's real tokens
+        dense = to_dense(attentions[i], global_attentions[i], global_attention_mask, attention_mask, start, stop)
+        out.append(_as_torch(np.ascontiguousarray(dense[row:row + 1, :, kept][:, :, :, kept])))
+    return BertvizInput(tuple(out), names)
 
 
-def _real_tokens(attention_mask, row, length):
-    if attention_mask is None:
-        return np.arange(length)
-    return np.flatnonzero(as_numpy(attention_mask)[row] == 1)
+def _token_texts(tokens, tokenizer, input_ids, row, length, positions):
+    """The tokens at `positions` as text (see to_bertviz)."""
+    if tokens is not None:
+        if len(tokens) != length:
+            raise InputError(f"tokens has {len(tokens)} entries; expected one per position ({length})")
+        return [str(tokens[p]) for p in positions]
+    if tokenizer is not None:
+        if input_ids is None:
+            raise InputError("tokenizer is given without input_ids; pass the input_ids the model read")
+        ids = as_numpy(input_ids)
+        ids = ids[row] if ids.ndim == 2 else ids
+        if len(ids) != length:
+            raise InputError(f"input_ids has {len(ids)} tokens in row {row}; expected {length}")
+        return [tokenizer.decode([int(ids[p])]) for p in positions]
+    return [str(p) for p in positions]
+
+
+def _as_torch(a):
+    """A NumPy array as a torch tensor (sharing its memory) when torch is installed."""
+    try:
+        import torch
+    except ImportError:
+        return a
+    return torch.from_numpy(a)

@@ -17,7 +17,7 @@ from .checkpoint import check_params, flatten, load_params, save_params, tensor_
 from .checks import check_bool, check_callable, check_choice, check_int, short
 from .config import LEDConfig
 from .errors import ConfigError, InputError, LedrefError
-from .reference.attention import global_slots
+from .reference.attention import global_slots, select_heads
 from .reference.functional import linear
 from .reference.model import lm_head
 from .generation import GenerationConfig, generate
@@ -36,10 +36,10 @@ def _check_options(dtype, attn_implementation, backend=None):
         raise InputError(f"backend={short(backend)} is not supported; expected None or a backend name (str)")
 
 
-def _check_call(output_attentions=False, output_hidden_states=False, progress=None, recorder=None, use_cache=False):
-    """The flags and callbacks of a forward call: booleans, callables, a Recorder."""
-    for name, value in (("output_attentions", output_attentions), ("output_hidden_states", output_hidden_states),
-                        ("use_cache", use_cache)):
+def _check_call(output_hidden_states=False, progress=None, recorder=None, use_cache=False):
+    """The flags and callbacks of a forward call: booleans, callables, a Recorder (output_attentions and
+    attention_heads are checked by inputs.attention_selection)."""
+    for name, value in (("output_hidden_states", output_hidden_states), ("use_cache", use_cache)):
         check_bool(name, value, InputError)
     check_callable("progress", progress, InputError)
     if recorder is not None and not (callable(recorder) and callable(getattr(recorder, "scope", None))):
@@ -150,7 +150,10 @@ class LEDPreTrainedModel:
 
     As in transformers, forward arguments left at None take their value from the config (`use_cache`,
     `output_attentions`, `output_hidden_states`, `return_dict`); `return_dict=False` returns
-    `output.to_tuple()`.
+    `output.to_tuple()`. Every forward call takes transformers' arguments; `output_attentions` also takes
+    a sequence of encoder layer indices (those layers' encoder attentions, None for the others, no decoder
+    or cross-attentions), and `attention_heads` a sequence of heads (the maps returned hold those heads,
+    in that order). Only the maps asked for are computed.
     """
 
     head = None
@@ -243,20 +246,20 @@ class LEDPreTrainedModel:
         """The encoder alone: `model.encoder(input_ids, attention_mask, global_attention_mask, ...)`."""
         return LEDEncoder(self)
 
-    # -- which forward pass runs: ledref.fast for "band", the reference for "dense" and "band_matrix" and
-    #    whenever a recorder is given (the reference names every intermediate)
+    # -- which forward pass runs: ledref.fast for "band", the reference for "dense" and "band_matrix". With
+    #    "band" and a recorder, the encoder layers and the decoder of which the recorder wants something run
+    #    the reference (which names every intermediate), the others the fast path
 
     def _run_encoder(self, params, input_ids, mask, slots, output_attentions, output_hidden_states, progress=None,
-                     recorder=None, inputs_embeds=None):
-        if self.attn_implementation == "band" and recorder is None:
+                     recorder=None, attention_heads=None, inputs_embeds=None):
+        if self.attn_implementation == "band":
             return fast.encoder(params, self.config, input_ids, mask, output_attentions, output_hidden_states, slots,
-                                progress, inputs_embeds=inputs_embeds)
-        implementation = "band_matrix" if self.attn_implementation == "band" else self.attn_implementation
-        return reference.encoder(params, self.config, input_ids, mask, implementation, output_attentions,
-                                 output_hidden_states, slots, progress, recorder, inputs_embeds=inputs_embeds)
+                                progress, attention_heads, recorder, inputs_embeds)
+        return reference.encoder(params, self.config, input_ids, mask, self.attn_implementation, output_attentions,
+                                 output_hidden_states, slots, progress, recorder, attention_heads, inputs_embeds)
 
     def _run_decoder(self, params, *args, recorder=None, inputs_embeds=None):
-        if self.attn_implementation == "band" and recorder is None:
+        if self.attn_implementation == "band" and not (recorder and recorder.wants_decoder(self.config.decoder_layers)):
             return fast.decoder(params, self.config, *args, inputs_embeds=inputs_embeds)
         return reference.decoder(params, self.config, *args, recorder=recorder, inputs_embeds=inputs_embeds)
 
@@ -314,10 +317,12 @@ class LEDPreTrainedModel:
         return xp.astype(a, getattr(xp, self.dtype))
 
     def _encode(self, xp, params, input_ids, attention_mask, global_attention_mask, encoder_outputs,
-                output_attentions, output_hidden_states, progress=None, recorder=None, inputs_embeds=None):
-        """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs)."""
+                output_attentions, output_hidden_states, progress=None, recorder=None, inputs_embeds=None,
+                attention_heads=None):
+        """Checked inputs -> (input_ids or None, user attention mask or None, encoder outputs).
+        output_attentions and attention_heads as inputs.attention_selection returns them."""
         config = self.config
-        _check_call(output_attentions, output_hidden_states, progress, recorder)
+        _check_call(output_hidden_states, progress, recorder)
         if encoder_outputs is not None:
             encoder_outputs = as_encoder_output(encoder_outputs)
             state = encoder_outputs.last_hidden_state
@@ -359,7 +364,7 @@ class LEDPreTrainedModel:
         if global_attention_mask is not None:
             mask = mask * (inputs.binary_mask(global_attention_mask, xp, "global_attention_mask", shape) + 1)
         out = self._run_encoder(params, ids, mask, global_slots(mask), output_attentions, output_hidden_states,
-                                progress, recorder, inputs_embeds)
+                                progress, recorder, attention_heads, inputs_embeds)
         return input_ids, attention_mask, out
 
     def _decode(self, xp, params, batch, decoder_input_ids, decoder_inputs_embeds, encoder_hidden_states,
@@ -394,14 +399,22 @@ class LEDPreTrainedModel:
     def _seq2seq(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                  decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
                  output_hidden_states=None, encoder_outputs=None, recorder=None, inputs_embeds=None,
-                 decoder_inputs_embeds=None, labels=None, extra=None, targets=False):
+                 decoder_inputs_embeds=None, labels=None, extra=None, targets=False, attention_heads=None):
         """Encoder + decoder. Returns (xp, params, decoder h [B, T, D], seq2seq output, checked extras).
-        `targets`: labels (or positions) were given, which turns use_cache off unless asked for."""
+        `targets`: labels (or positions) were given, which turns use_cache off unless asked for.
+
+        output_attentions=True returns every attention, as transformers; a sequence of encoder layer
+        indices returns those layers' encoder attentions (None for the others) and no decoder or
+        cross-attentions. attention_heads keeps those heads of every attention returned."""
         config = self.config
         use_cache = (config.use_cache and not targets) if use_cache is None else use_cache
         check_bool("use_cache", use_cache, InputError)
         output_attentions = self._flag("output_attentions", output_attentions)
         output_hidden_states = self._flag("output_hidden_states", output_hidden_states)
+        output_attentions, attention_heads = inputs.attention_selection(
+            output_attentions, attention_heads, config.encoder_layers, config.encoder_attention_heads)
+        if output_attentions is True and attention_heads is not None:  # the decoder's heads are taken too
+            inputs.indices(attention_heads, "attention_heads", config.decoder_attention_heads, "decoder head")
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
                     inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds,
@@ -416,7 +429,8 @@ class LEDPreTrainedModel:
         params = self._params_for(xp, input_device(args))
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
                                                       encoder_outputs, output_attentions, output_hidden_states,
-                                                      recorder=recorder, inputs_embeds=inputs_embeds)
+                                                      recorder=recorder, inputs_embeds=inputs_embeds,
+                                                      attention_heads=attention_heads)
         batch = enc.last_hidden_state.shape[0]
         if labels is not None:
             labels = inputs.token_ids(labels, xp, "labels", config.vocab_size, batch, ignore_index=-100)
@@ -428,7 +442,10 @@ class LEDPreTrainedModel:
             decoder_input_ids = shift_tokens_right(source, config.pad_token_id, config.decoder_start_token_id)
         h, hidden, self_attns, cross_attns, cache = self._decode(
             xp, params, batch, decoder_input_ids, decoder_inputs_embeds, enc.last_hidden_state, attention_mask,
-            decoder_attention_mask, past_key_values, output_attentions, output_hidden_states, recorder)
+            decoder_attention_mask, past_key_values, output_attentions is True, output_hidden_states, recorder)
+        if attention_heads is not None and output_attentions is True:
+            self_attns = tuple(select_heads(a, attention_heads) for a in self_attns)
+            cross_attns = tuple(select_heads(a, attention_heads) for a in cross_attns)
         out = LEDSeq2SeqModelOutput(
             last_hidden_state=h, past_key_values=cache if use_cache else None, decoder_hidden_states=hidden,
             decoder_attentions=self_attns, cross_attentions=cross_attns,
@@ -464,7 +481,8 @@ class LEDPreTrainedModel:
 
     SEQ2SEQ_ARGS = ("input_ids", "attention_mask", "global_attention_mask", "decoder_input_ids",
                     "decoder_attention_mask", "past_key_values", "use_cache", "output_attentions",
-                    "output_hidden_states", "encoder_outputs", "recorder", "inputs_embeds", "decoder_inputs_embeds")
+                    "output_hidden_states", "encoder_outputs", "recorder", "inputs_embeds", "decoder_inputs_embeds",
+                    "attention_heads")
 
     @classmethod
     def _args(cls, local_vars):
@@ -485,16 +503,23 @@ class LEDEncoder:
         self.model = model
 
     def __call__(self, input_ids=None, attention_mask=None, global_attention_mask=None, inputs_embeds=None,
-                 output_attentions=None, output_hidden_states=None, return_dict=None, progress=None, recorder=None):
+                 output_attentions=None, output_hidden_states=None, return_dict=None, progress=None, recorder=None,
+                 attention_heads=None):
+        """-> LEDEncoderBaseModelOutput. output_attentions: True (every layer, transformers' layout) or a
+        sequence of layer indices (those layers' attentions, None for the others; only they are computed);
+        attention_heads: the heads kept, in that order (only theirs are computed)."""
         model = self.model
+        config = model.config
+        output_attentions, attention_heads = inputs.attention_selection(
+            model._flag("output_attentions", output_attentions), attention_heads, config.encoder_layers,
+            config.encoder_attention_heads)
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     inputs_embeds=inputs_embeds)
         xp = input_namespace(args, model.default_xp)
         params = model._params_for(xp, input_device(args))
-        out = model._encode(xp, params, input_ids, attention_mask, global_attention_mask, None,
-                            model._flag("output_attentions", output_attentions),
+        out = model._encode(xp, params, input_ids, attention_mask, global_attention_mask, None, output_attentions,
                             model._flag("output_hidden_states", output_hidden_states), progress, recorder,
-                            inputs_embeds=inputs_embeds)[2]
+                            inputs_embeds=inputs_embeds, attention_heads=attention_heads)[2]
         return model._result(out, return_dict)
 
 
@@ -555,7 +580,8 @@ class LEDModel(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, encoder_outputs=None, recorder=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, return_dict=None):
+                decoder_inputs_embeds=None, return_dict=None,
+                attention_heads=None):
         """The encoder-decoder pass with transformers' arguments -> LEDSeq2SeqModelOutput. Without
         decoder_input_ids they are shift_tokens_right(input_ids); `recorder` collects the intermediates."""
         return self._result(self._seq2seq(**self._args(locals()))[3], return_dict)
@@ -595,7 +621,8 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, encoder_outputs=None, recorder=None, labels=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, return_dict=None):
+                decoder_inputs_embeds=None, return_dict=None,
+                attention_heads=None):
         """LEDModel's pass and the head -> LEDSeq2SeqLMOutput (logits [B, T, V]). `labels` [B, T] give the
         mean cross-entropy as `loss` (-100 ignored) and, without decoder_input_ids, the decoder inputs."""
         xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels,
@@ -621,7 +648,8 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, encoder_outputs=None, recorder=None, start_positions=None,
-                end_positions=None, inputs_embeds=None, decoder_inputs_embeds=None, return_dict=None):
+                end_positions=None, inputs_embeds=None, decoder_inputs_embeds=None, return_dict=None,
+                attention_heads=None):
         """LEDModel's pass and qa_outputs -> LEDSeq2SeqQuestionAnsweringModelOutput. With start_positions
         and end_positions [B], `loss` is the mean of the two cross-entropies, as transformers computes it."""
         extra = dict(start_positions=start_positions, end_positions=end_positions)
@@ -650,7 +678,8 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
                 output_hidden_states=None, encoder_outputs=None, recorder=None, labels=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, return_dict=None):
+                decoder_inputs_embeds=None, return_dict=None,
+                attention_heads=None):
         """LEDModel's pass and the classification head -> LEDSeq2SeqSequenceClassifierOutput (logits
         [B, num_labels]); `labels` give the loss transformers would choose (see the class docstring)."""
         config = self.config

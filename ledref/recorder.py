@@ -9,14 +9,22 @@ v_global, local_probs, global_probs, attention_output, output}; decoder.embeddin
 decoder.layers.<i>.{self_attn_probs, cross_attn_probs, output}; logits. q and q_global are already divided
 by sqrt(d); q_global holds the global slots' rows [B, H, x, d]; band scores are [B, H, Lp, 2w+1] at the
 padded length (pad, global and out-of-range keys at the dtype's finfo.min after masking); local_probs and
-global_probs are in transformers' layout at the padded length. The model code calls a recorder only
-where one is given; nothing is kept otherwise.
+global_probs are in transformers' layout at the padded length.
+
+Only what `only` keeps is computed for the record: the band scores, which the forward pass itself never
+makes in full, are made only when one of them is wanted; with attn_implementation="band", a layer with
+nothing wanted runs the fast path and records nothing, and a layer with something wanted runs the
+reference (`ledref.reference`), which names every intermediate. `Recorder(only="encoder.layers.5.*")`
+thus costs the fast pass plus one reference layer.
 """
 
 import fnmatch
 
 from .checks import short
 from .errors import InputError
+ENCODER_LAYER_NAMES = ("q", "k", "v", "band_scores", "band_scores_masked", "q_global", "k_global", "v_global",
+                       "local_probs", "global_probs", "attention_output", "output")
+DECODER_LAYER_NAMES = ("self_attn_probs", "cross_attn_probs", "output")
 
 
 class Recorder:
@@ -29,13 +37,44 @@ class Recorder:
         self.only = patterns
         self.tensors = {}
 
+    def wants(self, name):
+        """Whether an array of this name would be kept: asked before making one that exists only for the
+        record."""
+        return self.only is None or any(fnmatch.fnmatchcase(name, p) for p in self.only)
+
+    def wants_layer(self, prefix, names):
+        """Whether any of `prefix.<name>` for the names of a layer would be kept."""
+        return any(self.wants(f"{prefix}.{name}") for name in names)
+
+    def wants_decoder(self, n_layers):
+        """Whether anything the decoder records (its embeddings, any of its layers' names) would be kept."""
+        return self.wants("decoder.embeddings") or any(self.wants_layer(f"decoder.layers.{i}", DECODER_LAYER_NAMES)
+                                                       for i in range(n_layers))
+
     def __call__(self, name, value):
-        if self.only is None or any(fnmatch.fnmatchcase(name, p) for p in self.only):
+        if self.wants(name):
             self.tensors[name] = value
 
     def __bool__(self):
         return True
 
     def scope(self, prefix):
-        """A callable that records under `prefix.`: what the layers receive."""
-        return lambda name, value: self(f"{prefix}.{name}", value)
+        """What the layers receive: a callable that records under `prefix.`, with `wants(name)`."""
+        return Scope(self, prefix)
+
+
+class Scope:
+    """The recorder seen from inside one layer: names are relative to `prefix`."""
+
+    def __init__(self, recorder, prefix):
+        self.recorder, self.prefix = recorder, prefix
+
+    def __call__(self, name, value):
+        self.recorder(f"{self.prefix}.{name}", value)
+
+    def wants(self, name):
+        """Whether `prefix.name` would be kept."""
+        return self.recorder.wants(f"{self.prefix}.{name}")
+
+    def __bool__(self):
+        return True

@@ -1,16 +1,22 @@
 """Figures of Longformer attention (matplotlib, drawn on an Agg canvas: no display needed).
 
-- `plot_band`: query position x relative offset, the layout the model computes; stays readable at 16k
-  tokens by pooling rows (max or mean) instead of building an L x L image.
-- `plot_dense`: the [L, L] matrix from `layout.to_dense`, with token labels for short inputs.
-- `plot_grid`: layers x heads of either view.
+- `plot_band`: query position x relative offset, the layout the model computes, with the global slots as
+  a block of their own on the left; stays readable at 16k tokens by pooling rows (max or mean) instead of
+  building an L x L image.
+- `plot_dense`: the [n, n] window start..stop of the dense matrix (`layout.to_dense(..., start, stop)`,
+  built from the window's rows alone), with token labels for short windows.
+- `plot_grid`: layers x heads of either view, one colour scale and one colorbar for the whole grid.
 - `plot_sparsity`: which (query, key) pairs a window and a set of global tokens compute, against full
   attention, with the count.
 - `plot_layout_explainer`: a 16-token example that maps every compact column to its place in the dense
   matrix, and says why each zero is there.
+- `mark_positions`: marks token positions on an axis so that a single token stays visible at any zoom.
 
 Every function returns a matplotlib Figure; `fig.savefig("name.png")` (or .svg) writes it. Global tokens
-are highlighted in cyan throughout.
+are highlighted in cyan throughout. Features one token wide (global rows and columns, marked tokens) are
+drawn as lines, which keep a visible width, rather than as image pixels, which resampling can drop. Axes
+that count tokens have integer ticks. A log colour scale takes its range from the data (the smallest
+positive weight, at most six decades below the largest, to the largest).
 """
 
 import math
@@ -19,9 +25,10 @@ import numpy as np
 
 from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
-from .layout import MAX_WINDOW, _layout, as_numpy, global_positions, index, merged_mask, to_dense
+from .layout import MAX_WINDOW, _layout, as_numpy, global_positions, index, merged_mask, shape_of, to_dense, token_range
 
 GLOBAL = "#00bcd4"  # cyan: global tokens, rows and columns
+CMAP = "magma"
 
 
 def _figure(figsize):
@@ -35,24 +42,48 @@ def _figure(figsize):
     return fig
 
 
-def _norm(log, image):
+def _norm(log, *images):
+    """The colour scale of some images: linear from 0 to the largest value; logarithmic over the data's
+    own spread (the smallest positive value, at most 6 decades below the largest, to the largest), so that
+    near-uniform weights span the colours instead of sitting at one end."""
     from matplotlib.colors import LogNorm, Normalize
-    positive = image[image > 0]
-    if log:
-        low = positive.min() if positive.size else 1e-6
-        return LogNorm(vmin=max(low, 1e-6), vmax=max(positive.max() if positive.size else 1.0, low * 10))
-    return Normalize(vmin=0, vmax=image.max() if image.size and image.max() > 0 else 1.0)
+    values = np.concatenate([np.ravel(np.asarray(i, dtype=np.float64)) for i in images]) if images else np.zeros(0)
+    values = values[np.isfinite(values)]
+    top = float(values.max()) if values.size else 0.0
+    if not log:
+        return Normalize(vmin=0, vmax=top if top > 0 else 1.0)
+    positive = values[values > 0]
+    if not positive.size:
+        return LogNorm(vmin=1e-6, vmax=1.0)
+    high = float(positive.max())
+    low = max(float(positive.min()), high * 1e-6)
+    if high <= low * (1 + 1e-9):  # one value throughout: it sits in the middle of the scale
+        low, high = low / 2, high * 2
+    return LogNorm(vmin=low, vmax=high)
 
 
-def _range(start, stop, length):
-    for name, value in (("start", start), ("stop", stop)):
-        if value is not None and not is_int(value):
-            raise InputError(f"{name}={short(value)}; expected a token position (an int) or None")
-    start = 0 if start is None else start
-    stop = length if stop is None else stop
-    if not 0 <= start < stop <= length:
-        raise InputError(f"token range {start}..{stop} is not inside 0..{length}; expected 0 <= from < to <= {length}")
-    return start, stop
+def _integer_ticks(*axes, nbins="auto"):
+    from matplotlib.ticker import MaxNLocator
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator(nbins=nbins, integer=True, steps=[1, 2, 5, 10], min_n_ticks=2))
+
+
+def offset_ticks(w):
+    """Symmetric integer ticks of the band's relative offsets: -w, -w/2, 0, +w/2, +w (every offset when w
+    is at most 2, and no halves when w is odd)."""
+    if w <= 2:
+        return list(range(-w, w + 1))
+    half = [w // 2] if w % 2 == 0 else []
+    return sorted({-w, 0, w, *half, *(-h for h in half)})
+
+
+def mark_positions(ax, positions, color, label=None, alpha=0.5, axis="x"):
+    """Shade token positions on `ax` (spans one token wide along x, or along y with axis="y"), each with a
+    line down its middle, so that a single token stays visible however many tokens share a pixel."""
+    span, line = (ax.axvspan, ax.axvline) if axis == "x" else (ax.axhspan, ax.axhline)
+    for k, p in enumerate(positions):
+        span(p - 0.5, p + 0.5, color=color, alpha=alpha, lw=0, label=label if k == 0 else None)
+        line(p, color=color, lw=1.2, alpha=min(1.0, alpha + 0.3))
 
 
 def pool_rows(a, max_rows, how="max"):
@@ -72,127 +103,212 @@ def pool_rows(a, max_rows, how="max"):
     return (np.nanmax(blocks, axis=1) if how == "max" else np.nanmean(blocks, axis=1)), block
 
 
+def _shape(a, name="attentions"):
+    return shape_of(a, name)
+
+
 def band_image(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, head=0, row=0,
                start=None, stop=None, max_rows=2048, pool="max"):
-    """What `plot_band` draws: (image [rows, x + W + 1], rows per image row, (start, stop), x, w, positions)."""
-    a, _, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask)
-    b, h, length, _ = a.shape
+    """What `plot_band` draws: (image [rows, x + W + 1], rows per image row, (start, stop), x, w, positions).
+    Only the rows start..stop of the layout are read."""
+    if attentions is None:
+        raise InputError("attentions is None: this layer's attentions were not asked for")
+    b, h, length, _ = (_shape(attentions) + (0, 0, 0, 0))[:4]
+    start, stop = token_range(start, stop, length)
+    a, _, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask,
+                                          start, stop)
     row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
-    start, stop = _range(start, stop, length)
-    image, block = pool_rows(a[row, head, start:stop].astype(np.float64), max_rows, pool)
+    image, block = pool_rows(a[row, head].astype(np.float64), max_rows, pool)
     return image, block, (start, stop), x, w, positions[row]
 
 
+def _draw_band(ax, image, block, start, stop, x, w, positions, norm, log, pool, title, labels=True, few_ticks=False):
+    """The band view on `ax`: the band [rows, 2w+1] at offsets -w..+w, and the x global slots as a block left
+    of it, wide enough to see (a tenth of the band's width) whatever the window. Returns the band's image.
+    few_ticks: only -w, 0 and +w (narrow panels)."""
+    shown = (lambda a: np.ma.masked_less_equal(a, 0)) if log else (lambda a: a)
+    rows = (stop - 0.5, start - 0.5)
+    im = ax.imshow(shown(image[:, x:]), aspect="auto", interpolation="nearest", cmap=CMAP, norm=norm,
+                   extent=(-w - 0.5, w + 0.5, *rows))
+    left = -w - 0.5
+    ticks = [-w, 0, w] if few_ticks else offset_ticks(w)
+    labels_x = [("0" if t == 0 else f"{t:+d}") for t in ticks]
+    if x:
+        gap = max(1.0, 0.03 * (2 * w + 1))
+        width = max(float(x), 0.1 * (2 * w + 1))
+        right = left - gap
+        left = right - width
+        ax.imshow(shown(image[:, :x]), aspect="auto", interpolation="nearest", cmap=CMAP, norm=norm,
+                  extent=(left, right, *rows))
+        ax.axvline(right + gap / 2, color=GLOBAL, lw=1.5)
+        if not few_ticks:  # the slots are named in the x label
+            ticks, labels_x = [left + width / 2] + ticks, ["g"] + labels_x
+    ax.set_xlim(left, w + 0.5)
+    ax.set_ylim(*rows)
+    ax.set_xticks(ticks, labels_x, fontsize=8)
+    _integer_ticks(ax.yaxis, nbins=4 if few_ticks else "auto")
+    for p in positions:
+        if start <= p < stop:
+            ax.axhline(p, color=GLOBAL, lw=0.8, alpha=0.8)
+    if labels:
+        where = ", ".join(f"g{s} = {p}" for s, p in enumerate(positions[:4])) + (", ..." if len(positions) > 4
+                                                                                  else "")
+        ax.set_xlabel(f"global slots g (tokens {where}) | relative key offset" if x else "relative key offset",
+                      fontsize=9)
+        ax.set_ylabel("query position" + (f" (max of {block} rows per pixel row)" if block > 1 and pool == "max"
+                                           else f" (mean of {block} rows)" if block > 1 else ""))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return im
+
+
 def plot_band(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, *, head=0,
-              row=0, start=None, stop=None, log=False, max_rows=2048, pool="max", ax=None, title=None):
-    """Band view of one layer and head: rows are query positions start..stop, columns the global slots then
-    the relative offsets -w..+w. Rows of global tokens are empty here (their weights are in
-    global_attentions) and are marked in cyan."""
-    check_bool("log", log, InputError)
-    _check_ax(ax)
-    _check_title(title)
+              row=0, start=None, stop=None, log=False, max_rows=2048, pool="max", ax=None, title=None, norm=None,
+              colorbar=True):
+    """Band view of one layer and head: rows are query positions start..stop, columns the relative offsets
+    -w..+w (0 is the token itself), with the global slots as a block on the left. Rows of global tokens are
+    empty here (their weights are in global_attentions) and are marked in cyan. `head` indexes the head
+    axis of the arrays given. `norm` (a matplotlib Normalize) sets the colour scale; by default it is taken
+    from the data."""
+    _check_drawing(log, ax, title)
     image, block, (start, stop), x, w, positions = band_image(attentions, global_attentions, global_attention_mask,
                                                               attention_mask, head, row, start, stop, max_rows, pool)
     fig = ax.figure if ax is not None else _figure((7, 6))
     ax = ax if ax is not None else fig.add_subplot()
-    shown = np.ma.masked_less_equal(image, 0) if log else image
-    im = ax.imshow(shown, aspect="auto", interpolation="nearest", cmap="magma", norm=_norm(log, image),
-                   extent=(-0.5, image.shape[1] - 0.5, stop - 0.5, start - 0.5))
-    if x:
-        ax.axvline(x - 0.5, color=GLOBAL, lw=1.5)
-    ticks = [x + c for c in sorted({w // 2, w, w + w // 2, 2 * w} | ({0} if not x else set()))]  # g sits at -w
-    labels = [("self" if c == x + w else f"{c - x - w:+d}") for c in ticks]
-    ax.set_xticks(([(x - 1) / 2] if x else []) + ticks, (["g"] if x else []) + labels, fontsize=8)
-    for p in positions:
-        if start <= p < stop:
-            ax.axhline(p, color=GLOBAL, lw=0.8, alpha=0.8)
-    where = ", ".join(map(str, positions[:6])) + (", ..." if len(positions) > 6 else "")
-    ax.set_xlabel(f"global slots g (tokens {where}) | relative key offset" if x else "relative key offset",
-                  fontsize=9)
-    ax.set_ylabel("query position" + (f" (max of {block} rows per pixel row)" if block > 1 and pool == "max"
-                                       else f" (mean of {block} rows)" if block > 1 else ""))
-    ax.set_title(title or f"band view, head {head}" + (" (log scale)" if log else ""), fontsize=10)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
+    im = _draw_band(ax, image, block, start, stop, x, w, positions, norm or _norm(log, image), log, pool,
+                    title or f"band view, head {head}" + (" (log scale)" if log else ""))
+    if colorbar:
+        fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
     return fig
 
 
-def plot_dense(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, *, head=0,
-               row=0, start=None, stop=None, log=False, tokens=None, ax=None, title=None):
-    """The [L, L] matrix of one layer and head (rows: queries, columns: keys), tokens labelled when there are
-    at most 48 of them, global tokens' rows and columns outlined in cyan."""
-    check_bool("log", log, InputError)
-    _check_ax(ax)
-    _check_title(title)
-    dense = to_dense(attentions, global_attentions, global_attention_mask, attention_mask)
-    b, h, length, _ = dense.shape
+def dense_image(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, head=0, row=0,
+                start=None, stop=None, max_tokens=4096):
+    """What `plot_dense` draws: (image [n, n] of queries and keys start..stop, (start, stop), global
+    positions of the row). The window is built from its rows alone; more than max_tokens is refused."""
+    if attentions is None:
+        raise InputError("attentions is None: this layer's attentions were not asked for")
+    b, h, length = (_shape(attentions) + (0, 0, 0))[:3]
+    start, stop = token_range(start, stop, length)
+    if stop - start > max_tokens:
+        raise InputError(f"a dense view of {stop - start} tokens is a {stop - start} x {stop - start} image; expected "
+                         f"at most max_tokens={max_tokens}: choose a window with start and stop, or use the band view")
     row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
-    start, stop = _range(start, stop, length)
-    if tokens is not None:
-        if isinstance(tokens, (str, bytes)) or not hasattr(tokens, "__len__") or len(tokens) != length:
-            got = f"a {type(tokens).__name__}" if isinstance(tokens, (str, bytes)) or not hasattr(
-                tokens, "__len__") else f"{len(tokens)} tokens"
-            raise InputError(f"tokens has {got}; expected a list of {length} token strings, one per position")
-    image = dense[row, head, start:stop, start:stop].astype(np.float64)
-    fig = ax.figure if ax is not None else _figure((7, 6))
-    ax = ax if ax is not None else fig.add_subplot()
+    dense = to_dense(attentions, global_attentions, global_attention_mask, attention_mask, start, stop)
+    mask = merged_mask(global_attention_mask, attention_mask, (b, length))
+    return dense[row, head].astype(np.float64), (start, stop), global_positions(mask)[row]
+
+
+def _draw_dense(ax, image, start, stop, positions, norm, log, tokens, title, labels=True):
     shown = np.ma.masked_less_equal(image, 0) if log else image
     extent = (start - 0.5, stop - 0.5, stop - 0.5, start - 0.5)
-    im = ax.imshow(shown, interpolation="nearest", cmap="magma", norm=_norm(log, image), extent=extent)
-    mask = merged_mask(global_attention_mask, attention_mask, dense.shape[:1] + dense.shape[2:3])
-    for p in global_positions(mask)[row]:
+    im = ax.imshow(shown, interpolation="nearest", cmap=CMAP, norm=norm, extent=extent)
+    for p in positions:
         if start <= p < stop:
             ax.axhline(p, color=GLOBAL, lw=0.6, alpha=0.7)
             ax.axvline(p, color=GLOBAL, lw=0.6, alpha=0.7)
     if tokens is not None and stop - start <= 48:
-        labels = [str(t) for t in tokens[start:stop]]
-        ax.set_xticks(range(start, stop), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(start, stop), labels, fontsize=7)
-    ax.set_xlabel("key")
-    ax.set_ylabel("query")
-    ax.set_title(title or f"dense view, head {head}" + (" (log scale)" if log else ""), fontsize=10)
-    fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
+        names = [str(t) for t in tokens[start:stop]]
+        ax.set_xticks(range(start, stop), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(start, stop), names, fontsize=7)
+    else:
+        _integer_ticks(ax.xaxis, ax.yaxis)
+    if labels:
+        ax.set_xlabel("key")
+        ax.set_ylabel("query")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return im
+
+
+def plot_dense(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, *, head=0,
+               row=0, start=None, stop=None, log=False, tokens=None, ax=None, title=None, norm=None, colorbar=True,
+               max_tokens=4096):
+    """The dense matrix of one layer and head over queries and keys start..stop (rows: queries, columns:
+    keys), built from the window's rows of the layout (never L x L), tokens labelled when there are at most
+    48 of them (`tokens`: one string per position of the sequence), global tokens' rows and columns
+    marked in cyan. A window of more than max_tokens is refused (the image would be that squared)."""
+    _check_drawing(log, ax, title)
+    image, (start, stop), positions = dense_image(attentions, global_attentions, global_attention_mask,
+                                                  attention_mask, head, row, start, stop, max_tokens)
+    length = _shape(attentions)[2]
+    if tokens is not None and (isinstance(tokens, (str, bytes)) or not hasattr(tokens, "__len__")
+                               or len(tokens) != length):
+        got = (f"a {type(tokens).__name__}" if isinstance(tokens, (str, bytes)) or not hasattr(tokens, "__len__")
+               else f"{len(tokens)} tokens")
+        raise InputError(f"tokens has {got}; expected a list of {length} token strings, one per position")
+    fig = ax.figure if ax is not None else _figure((7, 6))
+    ax = ax if ax is not None else fig.add_subplot()
+    im = _draw_dense(ax, image, start, stop, positions, norm or _norm(log, image), log, tokens,
+                     title or f"dense view, head {head}" + (" (log scale)" if log else ""))
+    if colorbar:
+        fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
     return fig
 
 
 def plot_grid(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, *, layers=None,
               heads=None, view="band", row=0, start=None, stop=None, log=False, max_rows=512):
-    """Layers x heads of band (or dense) views. attentions / global_attentions: the per-layer tuples of an
-    encoder output."""
+    """Layers x heads of band (or dense) views, on one colour scale with one colorbar. attentions /
+    global_attentions: the per-layer tuples of an encoder output; `layers` defaults to every layer whose
+    attentions are there (not None), `heads` to every head of the arrays given. Panels shrink as heads
+    are added, so that 6 x 12 stays on one readable page: heads head the columns, layers label the rows,
+    tick labels only on the outer panels (and on every row whose window differs from the bottom row's)."""
     if not isinstance(view, str) or view not in ("band", "dense"):
         raise InputError(f"view={short(view)}; expected 'band' or 'dense'")
     if not isinstance(attentions, (tuple, list)) or not attentions:
         raise InputError(f"attentions is {short(attentions)}; expected the per-layer tuple of an encoder output")
-    first = as_numpy(attentions[0], "attentions[0]")
-    if first.ndim != 4:
-        raise InputError(f"attentions[0] has shape {first.shape}; expected (batch, heads, tokens, x + window + 1)")
-    n_layers, n_heads = len(attentions), first.shape[1]
-    layers = _indices("layers", layers, n_layers)
-    heads = _indices("heads", heads, n_heads)
-    for l in layers:
-        if not 0 <= l < n_layers:
-            raise InputError(f"layer {l} is outside the {n_layers} layers")
-    for hd in heads:
-        index("head", hd, n_heads, "heads")
+    n_layers = len(attentions)
     if global_attentions is not None and (not isinstance(global_attentions, (tuple, list))
                                           or len(global_attentions) != n_layers):
         raise InputError(f"global_attentions is {short(global_attentions)}; expected None or one entry per layer "
                          f"({n_layers})")
+    check_bool("log", log, InputError)
+    layers = ([i for i in range(n_layers) if attentions[i] is not None] if layers is None
+              else list(_indices("layers", layers, n_layers)))
+    for i in layers:
+        if not 0 <= i < n_layers:
+            raise InputError(f"layer {i} is outside the {n_layers} layers")
+        if attentions[i] is None:
+            raise InputError(f"layer {i}'s attentions are None: they were not asked for (output_attentions)")
+    if not layers:
+        raise InputError("no layer's attentions to draw: every layer is None")
     glob = global_attentions if global_attentions is not None else (None,) * n_layers
-    fig = _figure((2.6 * len(heads) + 1, 2.4 * len(layers) + 0.5))
+    heads = list(_indices("heads", heads, _shape(attentions[layers[0]])[1]))
+    panels = {}
+    for i in layers:
+        args = (attentions[i], glob[i], global_attention_mask, attention_mask)
+        for hd in heads:
+            panels[i, hd] = (band_image(*args, head=hd, row=row, start=start, stop=stop, max_rows=max_rows)
+                             if view == "band" else dense_image(*args, head=hd, row=row, start=start, stop=stop))
+    norm = _norm(log, *(p[0] for p in panels.values()))
+    width = 2.4 if len(heads) <= 4 else max(1.3, 20 / len(heads))
+    fig = _figure((width * len(heads) + 1.4, 0.9 * width * len(layers) + 0.9))
     axes = fig.subplots(len(layers), len(heads), squeeze=False)
-    for i, l in enumerate(layers):
-        for j, hd in enumerate(heads):
-            ax = axes[i][j]
-            args = (attentions[l], glob[l], global_attention_mask, attention_mask)
+    windows = {i: panels[i, heads[0]][4] if view == "band" else None for i in layers}
+    image = None
+    for r, i in enumerate(layers):
+        for c, hd in enumerate(heads):
+            ax = axes[r][c]
             if view == "band":
-                plot_band(*args, head=hd, row=row, start=start, stop=stop, log=log, max_rows=max_rows, ax=ax,
-                          title=f"layer {l}, head {hd}")
+                pixels, block, (s, e), x, w, positions = panels[i, hd]
+                image = _draw_band(ax, pixels, block, s, e, x, w, positions, norm, log, "max", None, labels=False,
+                                   few_ticks=len(heads) > 4)
             else:
-                plot_dense(*args, head=hd, row=row, start=start, stop=stop, log=log, ax=ax,
-                           title=f"layer {l}, head {hd}")
-            ax.set_xlabel("g | offset" if view == "band" else "key", fontsize=8)
-            ax.xaxis.label.set_visible(i == len(layers) - 1)
-            ax.yaxis.label.set_visible(j == 0)
+                pixels, (s, e), positions = panels[i, hd]
+                image = _draw_dense(ax, pixels, s, e, positions, norm, log, None, None, labels=False)
+            ax.tick_params(labelsize=7)
+            if r == 0:
+                ax.set_title(f"head {hd}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"layer {i}\nquery", fontsize=9)
+            else:
+                ax.tick_params(labelleft=False)
+            if r < len(layers) - 1 and windows[i] == windows[layers[-1]]:
+                ax.tick_params(labelbottom=False)
+            elif r == len(layers) - 1:
+                ax.set_xlabel("g | offset" if view == "band" else "key", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight" + (" (log scale)" if log
+                                                                                         else ""))
     return fig
 
 
@@ -211,6 +327,12 @@ def _indices(name, values, size):
 def _check_title(title):
     if title is not None and not isinstance(title, str):
         raise InputError(f"title={short(title)}; expected a str or None")
+
+
+def _check_drawing(log, ax, title):
+    check_bool("log", log, InputError)
+    _check_ax(ax)
+    _check_title(title)
 
 
 def _check_ax(ax):
@@ -269,6 +391,13 @@ def plot_sparsity(length, window, global_positions=(), max_pixels=1024):
     ax = fig.add_subplot()
     extent = (-0.5, length - 0.5, length - 0.5, -0.5)
     ax.imshow(image, cmap="Blues", vmin=0, vmax=1, interpolation="nearest", extent=extent)
+    computed = "#08306b"  # the colour of a pixel whose pairs are all computed
+    for p in g:  # a global token's row and column, one token wide: drawn as lines, which keep their width
+        ax.axhline(p, color=computed, lw=1.0)
+        ax.axvline(p, color=computed, lw=1.0)
+    ax.set_xlim(-0.5, length - 0.5)
+    ax.set_ylim(length - 0.5, -0.5)
+    _integer_ticks(ax.xaxis, ax.yaxis)
     ax.set_xlabel("key")
     ax.set_ylabel("query")
     ax.set_title(f"window {window}, {len(g)} global: {n:,} of {full:,} pairs computed ({100 * n / full:.2f}%)",
@@ -282,7 +411,7 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     it came from; zeros are marked G (the key is global: its weight moved to a global column), P (pad key)
     or E (past the sequence edge)."""
     from matplotlib.colors import to_rgba
-    from matplotlib.patches import ConnectionPatch
+    from matplotlib.patches import ConnectionPatch, Rectangle
 
     from .reference.attention import global_slots, self_attention
     length, window, positions = _sparsity_args(length, window, global_positions, max_length=64)  # one cell each
@@ -362,11 +491,18 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
         for axis in (right.get_xticklabels()[p], right.get_yticklabels()[p]):
             axis.set_color(GLOBAL)
             axis.set_fontweight("bold")
-    for c, target in ((x + w, (0, 0)), (0, (global_positions[0], 0)), (x, (0, 0))):
-        if c == x:  # offset -w: its first real key is on row w
-            target = (0, w)
-        fig.add_artist(ConnectionPatch(xyA=(c, -0.5), coordsA=left.transData, xyB=target, coordsB=right.transData,
-                                       arrowstyle="->", color=column_colours[c], lw=1.2, alpha=0.8))
+    # three arrows from one local query's cells to the cells of the dense matrix they land on: its own key,
+    # the first global key, and the key w to its left
+    rows = [i for i in range(w, length) if mask[0, i] == 1 and mask[0, i - w] == 1]
+    i = rows[len(rows) // 2] if rows else next(i for i in range(length) if mask[0, i] == 1)
+    arrows = [(x + w, i)] + ([(0, global_positions[0])] if x else []) + ([(x, i - w)] if rows else [])
+    for (c, j), bend in zip(arrows, (-0.12, 0.2, -0.28)):  # bent apart: they share a row
+        for ax, cell in ((left, (c, i)), (right, (j, i))):
+            ax.add_patch(Rectangle((cell[0] - 0.5, cell[1] - 0.5), 1, 1, fill=False, edgecolor=column_colours[c],
+                                   lw=1.5))
+        fig.add_artist(ConnectionPatch(xyA=(c, i), coordsA=left.transData, xyB=(j, i), coordsB=right.transData,
+                                       arrowstyle="->", color=column_colours[c], lw=1.3, alpha=0.9, shrinkA=4,
+                                       shrinkB=4, connectionstyle=f"arc3,rad={bend}"))
     fig.suptitle("Longformer's attention layout: compact columns (left) and where they land (right). "
                  "Zeros: G global key (moved to its g column), P pad key, E past the edge", fontsize=10)
     return fig

@@ -303,3 +303,44 @@ def test_band_memory_is_linear_in_length():
     dense = peak_bytes(reference_attention.self_attention, h[:, :quarter], mask[:, :quarter],
                        reference_attention.global_slots(mask[:, :quarter]), w, heads, implementation="dense", **weights)
     assert dense > quarter * quarter * 8
+
+
+@pytest.mark.parametrize("heads", [None, [1]])
+def test_band_probabilities_are_made_once(heads):
+    """With the probabilities asked for, the kernel allocates little more than the returned array itself:
+    each kept head's band is cut from the chunks' weights straight into it (no list of chunks joined, no
+    scaled copy, no second layout). Asking for one head of two costs half."""
+    rng = np.random.default_rng(1)
+    length, dim, n_heads, w = 4096, 8, 2, 64
+    weights = to_namespace(random_layer(rng, dim), namespace("numpy"))
+    h = rng.normal(size=(1, length, dim))
+    mask = np.ones((1, length), dtype=np.int64)
+    mask[0, [0, 2000]] = 2
+    slots = reference_attention.global_slots(mask)
+    without = peak_bytes(fast_attention.self_attention, h, mask, slots, w, n_heads, **weights)
+    with_probs = peak_bytes(fast_attention.self_attention, h, mask, slots, w, n_heads, output_attentions=True,
+                            attention_heads=heads, **weights)
+    kept = n_heads if heads is None else len(heads)
+    probs = kept * length * (2 + 2 * w + 1) * 8  # [1, kept, L, x + 2w + 1] float64
+    assert with_probs - without < 1.15 * probs, (with_probs - without) / probs
+
+
+@pytest.mark.parametrize("rows", [7, 4096])
+def test_kept_heads_taken_from_a_group_of_heads(rows, backend, monkeypatch):
+    """On a GPU the kernel takes every head of a row at once, in chunks of 4,096 queries: the kept heads
+    are then a selection within the group. Forced here on every backend (chunks of 7 rows, or all at once),
+    the kept heads' probabilities, in the order asked for, equal the reference's."""
+    monkeypatch.setattr(fast_attention, "attention_chunk", lambda xp, w, heads: (rows, heads))
+    rng = np.random.default_rng(rows)
+    heads, dim, length, w = 3, 9, 45, 5
+    weights = to_namespace(random_layer(rng, dim), namespace(backend))
+    mask = np.ones((2, length), dtype=np.int64)
+    mask[0, [0, 30]] = 2
+    mask[1, 33:] = 0
+    h, mask = to_backend(rng.normal(size=(2, length, dim)), backend), to_backend(mask, backend)
+    slots = reference_attention.global_slots(mask)
+    fast = fast_attention.self_attention(h, mask, slots, w, heads, output_attentions=True, attention_heads=[2, 0],
+                                         **weights)
+    out, local, glob = reference_attention.self_attention(h, mask, slots, w, heads, implementation="dense", **weights)
+    kept = [ledref.to_numpy(a)[:, [2, 0]] for a in (local, glob)]
+    assert_equal_to_reference(fast, (out, *kept))

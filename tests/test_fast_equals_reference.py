@@ -38,10 +38,13 @@ def close(a, b, name):
 
 @st.composite
 def attention_case(draw):
-    return dict(b=draw(st.integers(1, 3)), heads=draw(st.integers(1, 3)), d=draw(st.integers(1, 4)),
+    heads = draw(st.integers(1, 3))
+    return dict(b=draw(st.integers(1, 3)), heads=heads, d=draw(st.integers(1, 4)),
                 length=draw(st.integers(1, 60)), w=draw(st.integers(1, 20)),
                 p_global=draw(st.sampled_from([0.0, 0.05, 0.3, 1.0])), p_pad=draw(st.sampled_from([0.0, 0.2, 0.6])),
-                scale=draw(st.sampled_from([0.1, 1.0, 4.0])), seed=draw(st.integers(0, 2**32 - 1)))
+                scale=draw(st.sampled_from([0.1, 1.0, 4.0])), seed=draw(st.integers(0, 2**32 - 1)),
+                kept_heads=draw(st.none() | st.permutations(range(heads)).flatmap(
+                    lambda p: st.integers(1, heads).map(lambda n: p[:n]))))
 
 
 def attention_inputs(case, backend):
@@ -70,6 +73,14 @@ def test_attention_layer(case, backend):
     without = fast.attention.self_attention(h, mask, slots, case["w"], case["heads"], **weights)
     close(without[0], want[0], "output without the probabilities")
     assert without[1] is None
+    if case["kept_heads"] is not None:  # some heads' probabilities only, in the order asked for
+        heads = list(case["kept_heads"])
+        some = fast.attention.self_attention(h, mask, slots, case["w"], case["heads"], output_attentions=True,
+                                             attention_heads=heads, **weights)
+        close(some[0], want[0], "output with some heads' probabilities")
+        close(some[1], ledref.to_numpy(want[1])[:, heads], "local_probs of the kept heads")
+        kept_global = None if want[2] is None else ledref.to_numpy(want[2])[:, heads]
+        close(some[2], kept_global, "global_probs of the kept heads")
 
 
 @settings(max_examples=60, **SETTINGS)
@@ -98,7 +109,9 @@ def model_case(draw):
                 lengths=draw(st.lists(st.integers(1, length), min_size=b, max_size=b)), length=length,
                 n_globals=draw(st.lists(st.integers(0, 3), min_size=b, max_size=b)),
                 activation=draw(st.sampled_from(["gelu", "relu", "gelu_new"])),
-                hidden=draw(st.booleans()), attentions=draw(st.booleans()), seed=draw(st.integers(0, 10**6)))
+                hidden=draw(st.booleans()), seed=draw(st.integers(0, 10**6)),
+                attentions=draw(st.booleans() | st.sets(st.integers(0, n_layers - 1), min_size=1).map(sorted)),
+                heads=draw(st.none() | st.sampled_from([(0,), (1,), (1, 0)])))
 
 
 def make_model(case, path):
@@ -125,14 +138,16 @@ def model_inputs(case):
 @settings(max_examples=40, **SETTINGS)
 @given(case=model_case())
 def test_encoder(case, backend, tmp_path):
-    """fast.encoder against reference.encoder, with and without hidden states and attentions kept (the
-    fast encoder shares its buffers between layers only when no layer's hidden state is kept)."""
+    """fast.encoder against reference.encoder, with and without hidden states kept (the fast encoder shares
+    its buffers between layers only when no layer's hidden state is kept), with the attentions of no layer,
+    every layer or some, of every head or some."""
     config, params = make_model(case, tmp_path)
     params = to_namespace(params, namespace(backend))
     args = model_inputs(case)
     mask = to_backend(args["attention_mask"] * (args["global_attention_mask"] + 1), backend)
     ids = to_backend(args["input_ids"], backend)
-    flags = dict(output_attentions=case["attentions"], output_hidden_states=case["hidden"])
+    flags = dict(output_attentions=case["attentions"], output_hidden_states=case["hidden"],
+                 attention_heads=case["heads"] if case["attentions"] else None)
     got = fast.encoder(params, config, ids, mask, **flags)
     want = reference.encoder(params, config, ids, mask, "dense", **flags)
     for field in ("last_hidden_state", "hidden_states", "attentions", "global_attentions"):

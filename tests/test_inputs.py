@@ -63,6 +63,16 @@ GOOD = dict(input_ids=[[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])
     (dict(decoder_attention_mask=[[1]]), r"decoder_attention_mask has shape \(1, 1\); expected \(1, 2\)"),
     (dict(labels=[[5, 200]]), r"labels holds ids outside \[0, 97\) or -100"),
     (dict(past_key_values=((np.zeros((1, 3, 1, 8)),) * 4,)), r"past_key_values must hold 2 entries"),
+    (dict(output_attentions=[2]), r"output_attentions holds encoder layer 2; there are 2 encoder layers, 0\.\.1 "
+                                  r"\(or -2\.\.-1 from the end\)"),
+    (dict(output_attentions=[0, -2]), r"output_attentions=\[0, -2\] names an encoder layer twice"),
+    (dict(output_attentions=[]), r"output_attentions is empty; expected at least one encoder layer index"),
+    (dict(output_attentions="0"), r"output_attentions='0'; expected True or False, or a sequence of encoder layer indices"),
+    (dict(output_attentions=1), r"output_attentions=1; expected True or False, or a sequence of encoder layer indices"),
+    (dict(output_attentions=[0.0]), r"output_attentions holds 0\.0; expected integer encoder layer indices"),
+    (dict(output_attentions=True, attention_heads=[3]), r"attention_heads holds head 3; there are 3 heads"),
+    (dict(output_attentions=[1], attention_heads=[True]), r"attention_heads holds True; expected integer head"),
+    (dict(attention_heads=[0]), r"attention_heads=\[0\] but output_attentions is False"),
 ])
 def test_bad_argument(changes, message, model):
     with pytest.raises(ledref.InputError, match=message):
@@ -86,3 +96,19 @@ def test_bad_model_options(checkpoint):
         ledref.LEDModel.from_pretrained(path, attn_implementation="flash")
     with pytest.raises(ledref.LedrefError, match=r"backend='jax' is not supported"):
         ledref.LEDModel.from_pretrained(path, backend="jax")
+
+
+def test_selection_errors_on_the_encoder_and_the_decoder_heads(tmp_path):
+    """model.encoder checks the selection too; with output_attentions=True the heads must exist in the
+    decoder as well (its attentions are returned at those heads)."""
+    from conftest import random_led
+    model = random_led(tmp_path, encoder_attention_heads=4, decoder_attention_heads=2)
+    with pytest.raises(ledref.InputError, match=r"attention_heads holds head 4; there are 4 heads"):
+        model.encoder([[5, 6, 7]], output_attentions=[0], attention_heads=[4])
+    with pytest.raises(ledref.InputError, match=r"output_attentions=\(1, 1\) names an encoder layer twice"):
+        model.encoder([[5, 6, 7]], output_attentions=(1, 1))
+    with pytest.raises(ledref.InputError, match=r"attention_heads holds decoder head 3; there are 2 decoder heads"):
+        model([[5, 6, 7]], decoder_input_ids=[[2]], output_attentions=True, attention_heads=[3])
+    out = model([[5, 6, 7]], decoder_input_ids=[[2]], output_attentions=[1], attention_heads=[3])  # encoder only
+    assert out.encoder_attentions[0] is None and out.encoder_attentions[1].shape[1] == 1
+    assert out.decoder_attentions is None and out.cross_attentions is None

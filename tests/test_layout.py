@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledref
+import ledref.layout
 from conftest import hf_call, hf_model, random_led
 from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.layout import attention_weight, merged_mask, to_band, to_bertviz, to_dense
@@ -136,13 +137,97 @@ def test_attention_weight_reads_single_entries(small_output):
                 np.testing.assert_array_equal(attention_weight(local, g, i, j, gm, am), dense[:, :, i, j])
 
 
-def test_bertviz_export(small_output):
+def test_windows_are_slices_of_the_dense_matrix(small_output):
+    """to_dense(..., start, stop) is the window of the whole matrix, for windows over global tokens, pad
+    tokens, the edges, and a single token."""
     out, gm, am = small_output
-    layers = to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, row=1)
-    assert len(layers) == 2 and layers[0].shape == (1, 2, 10, 10)  # row 1 has 10 real tokens
+    for layer in range(2):
+        local, g = out.encoder_attentions[layer], out.encoder_global_attentions[layer]
+        full = to_dense(local, g, gm, am)
+        for start, stop in [(0, 14), (2, 9), (6, 7), (9, 14), (0, 1), (5, 12)]:
+            np.testing.assert_array_equal(to_dense(local, g, gm, am, start=start, stop=stop),
+                                          full[:, :, start:stop, start:stop], err_msg=f"{layer} {start}..{stop}")
+    with pytest.raises(ledref.InputError, match=r"token range 5\.\.20 is not inside 0\.\.14"):
+        to_dense(local, g, gm, am, start=5, stop=20)
+
+
+def test_bertviz_export(small_output):
+    """What bertviz's head_view takes (its documented arguments): per layer a torch tensor [1, H, n, n], and
+    n tokens; the window's real tokens of one row, equal to the dense matrix there."""
+    torch = pytest.importorskip("torch")
+    out, gm, am = small_output
+    attention, tokens = to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, row=1)
+    assert len(attention) == 2 and all(isinstance(a, torch.Tensor) for a in attention)
+    assert attention[0].shape == (1, 2, 10, 10) and tokens == [str(i) for i in range(10)]  # 10 real tokens
     full = to_dense(out.encoder_attentions[1], out.encoder_global_attentions[1], gm, am)
-    np.testing.assert_array_equal(layers[1][0], full[1, :, :10, :10])
-    np.testing.assert_allclose(layers[1].sum(-1), 1, atol=1e-12)
+    np.testing.assert_array_equal(attention[1][0].numpy(), full[1, :, :10, :10])
+    np.testing.assert_allclose(attention[1].sum(-1).numpy(), 1, atol=1e-12)
+    names = [f"tok{i}" for i in range(14)]
+    attention, tokens = to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, row=0, start=4,
+                                   stop=11, tokens=names)
+    assert tokens == names[4:11] and attention[0].shape == (1, 2, 7, 7)
+    full = to_dense(out.encoder_attentions[0], out.encoder_global_attentions[0], gm, am)
+    np.testing.assert_array_equal(attention[0][0].numpy(), full[0, :, 4:11, 4:11])
+    attention, _ = to_bertviz((None, out.encoder_attentions[1]), (None, out.encoder_global_attentions[1]), gm, am)
+    assert len(attention) == 1  # layers not asked for are left out
+
+
+def test_bertviz_tokens_from_a_tokenizer(small_output):
+    """Readable tokens: each id decoded on its own (a space, not the byte-level marker)."""
+    from ledref.tokenizer import LEDTokenizer
+    tokenizer = LEDTokenizer.from_pretrained("ledref/tiny-needle")
+    ids = np.array(tokenizer(["hello world and more " * 3] * 2, padding=True)["input_ids"])[:, :14]
+    out, gm, am = small_output
+    _, tokens = to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, start=0, stop=8,
+                           tokenizer=tokenizer, input_ids=ids)
+    assert tokens == [tokenizer.decode([int(i)]) for i in ids[0, :8]] and tokens[0] == "<s>"
+    raw = tokenizer.convert_ids_to_tokens([int(i) for i in ids[0, :8]])
+    assert any("\u0120" in t for t in raw) and not any("\u0120" in t for t in tokens)  # "Ġworld" reads " world"
+
+
+def test_bertviz_limits_are_checked_before_anything_is_built(small_output, monkeypatch):
+    out, gm, am = small_output
+    built = []
+    monkeypatch.setattr(ledref.layout, "to_dense", lambda *a, **k: built.append(1))
+    with pytest.raises(ledref.InputError, match=r"14 tokens in 0\.\.14 is more than bertviz draws usefully "
+                                                r"\(max_tokens=8\); pass start and stop"):
+        to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, max_tokens=8)
+    with pytest.raises(ledref.InputError, match=r"tokens has 3 entries; expected one per position \(14\)"):
+        to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, tokens=["a", "b", "c"])
+    assert not built
+
+
+def test_a_window_of_a_16k_document_builds_no_square_of_its_length(tmp_path):
+    """A dense view and a bertviz export of a 100-token window of a 16,384-token document: the peak of
+    what is allocated (tracemalloc; NumPy reports its buffers to it) stays far below one L x L array of the
+    attentions' dtype, and the window equals the layout's own numbers (attention_weight, entry by entry)."""
+    import tracemalloc
+
+    from ledref import viz
+    length = 16384
+    model = random_led(tmp_path, ledref.LEDModel, dtype="float32", seed=3, d_model=8, encoder_layers=1,
+                       attention_window=16, max_encoder_position_embeddings=length)
+    ids = np.random.default_rng(0).integers(3, 60, (1, length))
+    gm = np.zeros_like(ids)
+    gm[0, [0, 8050]] = 1
+    out = model.encoder(ids, global_attention_mask=gm, output_attentions=True)
+    local, g = out.attentions[0], out.global_attentions[0]
+    square = length * length * local.dtype.itemsize  # 1 GB
+    start, stop = 8000, 8100
+    for build in (lambda: to_dense(local, g, gm, start=start, stop=stop),
+                  lambda: to_bertviz(out.attentions, out.global_attentions, gm, start=start, stop=stop),
+                  lambda: viz.plot_dense(local, g, gm, start=start, stop=stop).savefig(tmp_path / "w.png")):
+        build()  # once before measuring: the imports (torch, matplotlib's fonts) are not the window's cost
+        tracemalloc.start()
+        try:
+            build()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < square / 50, peak
+    window = to_dense(local, g, gm, start=start, stop=stop)
+    for i, j in [(8000, 8000), (8010, 8003), (8050, 8099), (8099, 8050), (8030, 8090), (8060, 8052)]:
+        np.testing.assert_array_equal(window[:, :, i - start, j - start], attention_weight(local, g, i, j, gm))
 
 
 def test_mismatched_masks_are_refused(small_output):

@@ -196,3 +196,54 @@ def test_decoder_mask_with_left_padding_and_holes(dtype, backend, implementation
     ours = ledref_call(model, backend, **inputs, output_attentions=True)
     assert_close(ours.logits, theirs.logits, dtype, "logits")
     assert_tree_close(ours.decoder_attentions, theirs.decoder_attentions, dtype, "decoder_attentions")
+
+
+def taken(tensors, layers, heads):
+    """transformers' full per-layer attentions at the selected layers and heads, None elsewhere."""
+    tensors = numpy_tree(tensors)
+    return [t[:, list(heads)] if i in layers else None for i, t in enumerate(tensors)]
+
+
+SELECTIONS = [((1,), (2,)), ((0, 1), (2, 0)), ((-1,), None), ((0,), (1, 2, 0))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layers, heads", SELECTIONS)
+def test_selected_attentions_match_transformers(layers, heads, dtype, backend, implementation, make_checkpoint):
+    """output_attentions=[layers], attention_heads=[heads]: the selected layers' local and global attentions
+    equal transformers' full outputs at those layers and heads, the other layers give None, and no decoder
+    or cross-attentions come back; with output_attentions=True the heads are taken from every attention."""
+    spec = CASES["globals_mixed"]
+    hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
+    inputs = make_inputs(spec)
+    theirs = hf_call(hf_model(hf, dtype), dtype, **inputs, output_attentions=True)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
+    ours = ledref_call(model, backend, **inputs, output_attentions=list(layers), attention_heads=heads)
+    n_heads = model.config.encoder_attention_heads
+    kept, chosen = {layer % model.config.encoder_layers for layer in layers}, heads or range(n_heads)
+    assert_tree_close(ours.encoder_attentions, taken(theirs.encoder_attentions, kept, chosen), dtype, "attentions")
+    assert_tree_close(ours.encoder_global_attentions, taken(theirs.encoder_global_attentions, kept, chosen), dtype,
+                      "global_attentions")
+    assert ours.decoder_attentions is None and ours.cross_attentions is None
+    assert_close(ours.logits, theirs.logits, dtype, "logits")
+    every = ledref_call(model, backend, **inputs, output_attentions=True, attention_heads=heads)
+    everything = set(range(model.config.encoder_layers))
+    for field in ("encoder_attentions", "encoder_global_attentions", "decoder_attentions", "cross_attentions"):
+        assert_tree_close(getattr(every, field), taken(getattr(theirs, field), everything, chosen), dtype, field)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_encoder_alone_with_selected_attentions(dtype, backend, implementation, make_checkpoint):
+    """model.encoder takes the same selection; per-layer windows, rows without global tokens."""
+    spec = CASES["three_layers_windows_8_4_16"]
+    hf, path = make_checkpoint("LEDForConditionalGeneration", **spec["config"])
+    inputs = make_inputs(spec)
+    enc_inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "global_attention_mask")}
+    theirs = hf_call(hf_model(hf, dtype).get_encoder(), dtype, **enc_inputs, output_attentions=True,
+                     output_hidden_states=True)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=implementation)
+    ours = ledref_call(model.encoder, backend, **enc_inputs, output_attentions=(2, 1), attention_heads=[1],
+                       output_hidden_states=True)
+    assert_tree_close(ours.attentions, taken(theirs.attentions, {1, 2}, [1]), dtype, "attentions")
+    assert_tree_close(ours.global_attentions, taken(theirs.global_attentions, {1, 2}, [1]), dtype, "global_attentions")
+    assert_tree_close(ours.hidden_states, theirs.hidden_states, dtype, "hidden_states")

@@ -11,9 +11,11 @@ tests/test_fast_equals_reference.py the equality of the whole):
   asked for; each head's keys, and its values with a column of ones after them, are copied into
   contiguous buffers, so that one product gives the weighted values and the row sums at once; scores are
   held keys down, queries across (faster products on the CPU); chunks whose keys are all local mask only
-  the two triangles outside the windows (`band_masks`); on NumPy, where |q| |k| bounds a chunk's scores
+  the two triangles outside the windows (`band_masks`); on NumPy, where `|q| |k|` bounds a chunk's scores
   by UNSHIFTED_BOUND, the softmax skips the row maximum (`chunks_to_shift`); pad rows take an infinite
   row sum instead of a pass that zeroes them; rows are shared among threads (`runtime.parallel_map`).
+  Probabilities are made only for the heads asked for, cut from each chunk's weights while they are in
+  cache (`cut_band`, replacing `reference.band.diagonals`) straight into the returned array.
 - `factored_global_attention`: replaces `reference.attention.global_attention` with few global slots,
   moving key_global and value_global onto the queries instead of projecting every token.
 - `with_global_rows`: replaces `reference.attention.place_rows` and its `where`: on NumPy the global
@@ -24,10 +26,10 @@ import math
 
 from array_api_compat import array_namespace, device
 
-from ..reference.attention import global_attention, global_slots, merge_heads, split_heads, take_positions
+from ..reference.attention import global_attention, global_slots, merge_heads, select_heads, split_heads, take_positions
 from ..reference.band import diagonals
 from ..reference.functional import finfo_min, softmax
-from .functional import exp_inplace, linear, matmul_into
+from .functional import exp_inplace, linear, matmul_into, multiply_into
 from .runtime import Workspace, attention_chunk, on_numpy, parallel_map, row_chunk
 
 
@@ -100,7 +102,7 @@ UNSHIFTED_BOUND = 30.0
 
 def norms_for_bounds(q, k, k_at_globals):
     """On NumPy, where reading a number back is free: the lengths of the queries and keys [..., L] (and of
-    the global keys [..., x]), from which |q.k| <= |q| |k| bounds a chunk's scores. None elsewhere: on a
+    the global keys [..., x]), from which `|q.k| <= |q| |k|` bounds a chunk's scores. None elsewhere: on a
     GPU the kernel reads nothing back, and the usual shifted softmax is used throughout."""
     xp = array_namespace(q)
     if not on_numpy(xp):
@@ -131,16 +133,44 @@ def chunks_to_shift(norms, rows, w, length):
                            g_top) > UNSHIFTED_BOUND for c in range(blocks)]
 
 
-def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None, out=None):
+def cut_band(weights, scale, lead, trail, w, flat=None):
+    """reference.band.diagonals for one chunk of band_attention, scaled: the band [rows, 2w+1] of
+    weights [rows, hi-lo] * scale [rows, 1], for `rows` queries s.. against keys lo..hi, whose windows
+    span keys s-w..s+rows+w (the first `lead` = lo - (s-w) and the last `trail` of them outside the
+    sequence: zero). On NumPy, with `flat` (a buffer of at least rows * (rows + 2w + 1) elements), the
+    reshape trick of `diagonals` without a new array: the scaled weights are written into `flat` as rows of
+    rows + 2w, and read back, as a view, as rows one element longer, each starting one column later.
+    Elsewhere, `diagonals` itself."""
+    xp = array_namespace(weights)
+    n, keys = weights.shape
+    if flat is None or not on_numpy(xp):
+        parts = [xp.zeros((n, lead), dtype=weights.dtype, device=device(weights)), weights * scale,
+                 xp.zeros((n, trail), dtype=weights.dtype, device=device(weights))]
+        return diagonals(xp.concat(parts, axis=-1), 2 * w + 1)
+    span = lead + keys + trail  # = rows + 2w
+    rows = xp.reshape(flat[:n * span], (n, span))
+    rows[:, :lead] = 0
+    multiply_into(weights, scale, rows[:, lead:lead + keys])
+    rows[:, lead + keys:] = 0
+    return xp.reshape(flat[:n * (span + 1)], (n, span + 1))[:, :2 * w + 1]  # row r starts r elements later
+
+
+def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=None, out=None, attention_heads=None):
     """reference.attention.band_local, chunk by chunk.   q, k, v [B, H, L, d] ->
     (out [B, H, L, d], zero for pad rows, meaningless for global rows; local_probs or None).
     With a `workspace` (runtime.Workspace), the output, the buffers and the masks are the ones the
     previous layer used; without one, the call has buffers of its own. `out`, if given, is the
     token-major [B, L, H, d] array the output is written into (its permuted view is returned).
+    With output_attentions, local_probs [B, H', L, x + 2w + 1] holds the heads `attention_heads` (all
+    when None), in that order; no other head's probabilities are made.
 
     Chunk by chunk, the band scores (keys down, queries across) are masked, exponentiated and multiplied
-    by the values and a column of ones (which gives the row sums); the global keys' part and the division
-    by the sums are then done once per head for all rows."""
+    by the values and a column of ones (which gives the row sums); the global keys' weights are
+    exponentiated and added to the sums (chunk by chunk for heads whose probabilities are kept, else for all
+    rows at once); the global keys' part of the output and the division by the sums are then done once per
+    head for all rows. A kept head's probabilities are cut from the chunk's weights
+    while they are in cache, scaled by 1 / sum (0 for rows of pad and global queries) on the way, and
+    written into the returned array: no other array of their size is made."""
     xp = array_namespace(q)
     positions, used, x = slots
     b, heads, length, d = q.shape
@@ -162,12 +192,17 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
     if out is None:
         out = workspace.array("attention output", xp, (b, length, heads, d), q.dtype, dev)
     out = xp.permute_dims(out, (0, 2, 1, 3))
+    kept = list(range(heads)) if attention_heads is None else list(attention_heads)
+    probs = xp.empty((b, len(kept), length, x + 2 * w + 1), dtype=q.dtype, device=dev) if output_attentions else None
+    local_rows = xp.astype(mask == 1, q.dtype)  # [B, L]: the rows whose probabilities are not zero
 
     def heads_of_row(task):
-        """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out`, returns the band probabilities."""
+        """Heads h0..h1 of batch row `row`, chunk by chunk; writes `out` and the kept heads' probabilities."""
         row, h0, h1 = task
         n = h1 - h0
+        mine = [(i, kept.index(h0 + i)) for i in range(n) if h0 + i in kept] if output_attentions else []
         scratch = buffer("scores", (n * rows * (rows + 2 * w),))
+        flat = buffer("band", (rows * (rows + 2 * w + 1),)) if mine and on_numpy(xp) else None
         keys, values = buffer("keys", (n, length, d)), buffer("values", (n, length, d + 1))
         keys[...] = k[row, h0:h1, ...]
         norms = norms_for_bounds(q[row, h0:h1, ...], keys, k_at_globals[row, h0:h1, ...] if x else None)
@@ -176,9 +211,8 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
         values[..., d] = 1.0
         mixed = buffer("mixed", (n, length, d + 1))  # [h, L, d + 1]: the weighted values, then the row sums
         if x:  # [h, L, x], unused slots at finfo.min
-            global_scores = q[row, h0:h1, ...] @ xp.matrix_transpose(k_at_globals[row, h0:h1, ...])
-            global_scores += xp.where(used[row, None, None, :], xp.zeros((), dtype=q.dtype, device=dev), neg)
-        chunks = []
+            global_weights = q[row, h0:h1, ...] @ xp.matrix_transpose(k_at_globals[row, h0:h1, ...])
+            global_weights += xp.where(used[row, None, None, :], xp.zeros((), dtype=q.dtype, device=dev), neg)
         for s, parts, shift in zip(starts, masks[row], shifts):
             e = min(s + rows, length)
             lo, hi = max(s - w, 0), min(e + w, length)  # the keys of the chunk's windows
@@ -189,19 +223,28 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
             if shift:  # the softmax's usual guard: the maximum subtracted first, here and from the global scores
                 top = xp.max(scores, axis=1, keepdims=True)  # [h, 1, e-s]
                 if x:
-                    top = xp.maximum(top, xp.matrix_transpose(xp.max(global_scores[:, s:e, :], axis=-1, keepdims=True)))
-                    global_scores[:, s:e, :] -= xp.matrix_transpose(top)
+                    top_global = xp.max(global_weights[:, s:e, :], axis=-1, keepdims=True)  # [h, e-s, 1]
+                    top = xp.maximum(top, xp.matrix_transpose(top_global))
+                    global_weights[:, s:e, :] -= xp.matrix_transpose(top)
                 scores -= top
             weights = xp.matrix_transpose(exp_inplace(scores))  # [h, e-s, hi-lo]
             mixed[:, s:e, :] = matmul_into(weights, values[:, lo:hi, :], mixed[:, s:e, :])
-            if output_attentions:  # pad the chunk's key axis to s-w..e+w, then cut the diagonals
-                left = xp.zeros((n, e - s, lo - (s - w)), dtype=q.dtype, device=dev)
-                right = xp.zeros((n, e - s, (e + w) - hi), dtype=q.dtype, device=dev)
-                chunks.append(diagonals(xp.concat([left, weights, right], axis=-1), 2 * w + 1))
+            if x and mine:  # the kept heads' rows need their sums now: the global keys' weights and part of them
+                global_weights[:, s:e, :] = exp_inplace(global_weights[:, s:e, :])
+                mixed[:, s:e, d:] += xp.sum(global_weights[:, s:e, :], axis=-1, keepdims=True)
+            if mine:  # 1 / sum for the rows of local queries, 0 for the others (pad rows may sum to 0)
+                local = local_rows[row, None, s:e, None]  # [1, e-s, 1]
+                scale = local / xp.where(local != 0, mixed[:, s:e, d:], xp.ones_like(local))  # [h, e-s, 1]
+                for i, j in mine:
+                    if x:
+                        probs[row, j, s:e, :x] = global_weights[i, s:e, :] * scale[i, ...]
+                    probs[row, j, s:e, x:] = cut_band(weights[i, ...], scale[i, ...], lo - (s - w), (e + w) - hi, w,
+                                                      flat)
+        if x and not mine:  # the global keys' weights and part of the sums, for all rows at once
+            global_weights = exp_inplace(global_weights)
+            mixed[..., d:] += xp.sum(global_weights, axis=-1, keepdims=True)
         totals = mixed[..., d:]
         if x:
-            global_weights = exp_inplace(global_scores)
-            totals += xp.sum(global_weights, axis=-1, keepdims=True)
             into = buffer("global part", (n, length, d))
             mixed[..., :d] += matmul_into(global_weights, v_at_globals[row, h0:h1, ...], into)
         # a pad row's output is 0: its sum is taken as infinite (without the shift, a pad row whose keys
@@ -210,18 +253,10 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
         totals = xp.where(mask[row, None, :, None] != 0, totals, xp.full_like(totals, xp.inf))
         mixed[..., :d] /= totals
         out[row, h0:h1, ...] = mixed[..., :d]
-        if not output_attentions:
-            return None
-        band = xp.concat(chunks, axis=1) / totals
-        return xp.concat([global_weights / totals, band], axis=-1) if x else band
 
     tasks = [(row, h0, min(h0 + step, heads)) for row in range(b) for h0 in range(0, heads, step)]
-    bands = parallel_map(xp, heads_of_row, tasks)
-    if not output_attentions:
-        return out, None
-    groups = len(tasks) // b
-    probs = xp.stack([xp.concat(bands[row * groups:(row + 1) * groups], axis=0) for row in range(b)])
-    return out, xp.where(((mask == 0) | (mask == 2))[:, None, :, None], xp.zeros_like(probs), probs)
+    parallel_map(xp, heads_of_row, tasks)
+    return out, probs
 
 
 def factored_global_attention(h, q_global, key_global, value_global, mask, slots):
@@ -273,16 +308,17 @@ def with_global_rows(out, out_global, global_probs, mask, slots, workspace=None)
 
 
 def self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, key_global, value_global,
-                   output_attentions=False, workspace=None, out=None):
+                   output_attentions=False, workspace=None, out=None, attention_heads=None):
     """reference.attention.self_attention with the tricks above.   h [B, L, D] ->
     (out [B, L, D], local_probs or None, global_probs or None). `workspace` lends the buffers of the
     projections and of band_attention (the output is then overwritten by the next layer that uses the
-    same workspace); `out` [B, L, D], if given, is the array the output is written into."""
+    same workspace); `out` [B, L, D], if given, is the array the output is written into. The
+    probabilities hold the heads `attention_heads` (all when None); only theirs are made."""
     xp = array_namespace(h)
     positions, used, x = slots
     q, k, v = projections(h, n_heads, query, key, value, workspace)
     into = None if out is None else xp.reshape(out, (*out.shape[:2], n_heads, -1))  # token-major [B, L, H, d]
-    out, local_probs = band_attention(q, k, v, mask, slots, w, output_attentions, workspace, into)
+    out, local_probs = band_attention(q, k, v, mask, slots, w, output_attentions, workspace, into, attention_heads)
     global_probs = None
     if x:
         d = h.shape[-1] // n_heads  # query_global only at the global positions, as transformers
@@ -294,7 +330,7 @@ def self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, 
             v_global = split_heads(linear(h, **value_global), n_heads)
             out_global, global_probs = global_attention(q_global, k_global, v_global, mask, slots)
         out, global_probs = with_global_rows(out, out_global, global_probs, mask, slots, workspace)
-    return merge_heads(out), local_probs, global_probs
+    return merge_heads(out), local_probs, select_heads(global_probs, attention_heads)
 
 
 def longformer_attention(q, k, v, q_global, k_global, v_global, mask, one_sided_window):

@@ -26,6 +26,13 @@ def matmul_into(a, b, out):
     return a @ b
 
 
+def multiply_into(a, b, out):
+    """a * b (broadcast), computed into `out` on NumPy; elsewhere the standard a * b. Use the returned array."""
+    if on_numpy(array_namespace(a)):
+        return np.multiply(a, b, out=out)
+    return a * b
+
+
 def linear(x, weight, bias=None, out=None):
     """reference.functional.linear computed into `out` (see matmul_into), the bias added in place."""
     xp = array_namespace(x)
@@ -80,7 +87,7 @@ ERFC_POWERS_FLOAT32 = tuple(float(c) for c in chebyshev.cheb2poly(ERFC_CHEBYSHEV
 class GeluFloat32NumPy:
     """reference.functional.gelu for a float32 NumPy array, written over it with `out=` into four scratch
     arrays of its shape that the caller keeps: about 30 passes over memory in cache and no fresh array.
-    It computes relu(x) - a erfc(a / sqrt 2) / 2 with a = |x| (the same function, without a per-element
+    It computes relu(x) - a erfc(a / sqrt 2) / 2 with a = `|x|` (the same function, without a per-element
     branch), from the 10-term series; two constants are folded: t = 1/(1 + z/2) for z = a / sqrt 2 is
     c / (c + a) with c = 2 sqrt 2, and the final halving is ln(1/2) added to the series' last
     coefficient. Tested against math.erfc and the reference gelu."""

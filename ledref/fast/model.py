@@ -16,8 +16,9 @@ import math
 from array_api_compat import array_namespace, device
 
 from ..outputs import LEDEncoderBaseModelOutput
+from ..recorder import ENCODER_LAYER_NAMES
 from ..reference import model as reference
-from ..reference.attention import global_slots
+from ..reference.attention import global_slots, select_heads
 from ..reference.functional import ACTIVATIONS
 from .attention import self_attention
 from .functional import by_rows, in_blocks, layer_norm, linear
@@ -25,15 +26,17 @@ from .runtime import Workspace, elementwise_chunk, row_chunk, small_pages
 
 
 def encoder_layer(h, mask, slots, window, n_heads, act, output_attentions, self_attn, self_attn_layer_norm,
-                  fc1, fc2, final_layer_norm, workspace=None, out=None):
+                  fc1, fc2, final_layer_norm, workspace=None, out=None, attention_heads=None):
     """reference.model.encoder_layer.   h [B, Lp, D] -> (h [B, Lp, D], local_probs, global_probs).
     With a `workspace`, the attention's output is written into `out` (which must not be h), and the
-    position-wise work then writes the layer's output over it, a chunk of rows after reading it."""
+    position-wise work then writes the layer's output over it, a chunk of rows after reading it. With
+    output_attentions, the probabilities of the heads `attention_heads` (all when None) are made."""
     xp = array_namespace(h)
     a, probs, global_probs = self_attention(h, mask, slots, window // 2, n_heads,
                                             **self_attn["longformer_self_attn"],
                                             output_attentions=output_attentions, workspace=workspace,
-                                            out=out if workspace is not None else None)
+                                            out=out if workspace is not None else None,
+                                            attention_heads=attention_heads)
 
     def buffer(name, width):  # with a workspace: this thread's buffer, reused chunk after chunk
         if workspace is None:
@@ -58,8 +61,12 @@ def encoder_layer(h, mask, slots, window, n_heads, act, output_attentions, self_
 
 
 def encoder(params, config, input_ids, mask, output_attentions=False, output_hidden_states=False, slots=None,
-            progress=None, inputs_embeds=None):
-    """reference.model.encoder, fast: the same arguments (without a recorder) and the same result."""
+            progress=None, attention_heads=None, recorder=None, inputs_embeds=None):
+    """reference.model.encoder, fast: the same arguments and the same result. output_attentions: True
+    (every layer) or the indices of the layers whose attentions are kept; only those layers make
+    probabilities, and only for the heads `attention_heads` (all when None). With a `recorder`
+    (ledref.recorder.Recorder), a layer of which it wants anything runs the reference's
+    (`reference.model.encoder_layer`, which names every intermediate), the others run here."""
     xp = array_namespace(input_ids)
     with small_pages(xp):
         enc = params["encoder"]
@@ -70,28 +77,45 @@ def encoder(params, config, input_ids, mask, output_attentions=False, output_hid
             input_ids = xp.concat([input_ids, xp.full((b, fill), config.pad_token_id, dtype=input_ids.dtype,
                                                       device=device(input_ids))], axis=1)
             mask = xp.concat([mask, xp.zeros((b, fill), dtype=mask.dtype, device=device(mask))], axis=1)
-        h = xp.reshape(xp.take(params["shared"]["weight"], xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))
-        if inputs_embeds is not None:
-            h[:, :inputs_embeds.shape[1], :] = inputs_embeds
-        h += enc["embed_positions"]["weight"][:padded, :]  # h is new: worked on in place, in row chunks
-        h = by_rows(lambda x: layer_norm(x, **enc["layernorm_embedding"]), h, rows=row_chunk(xp), out=h)
+        if recorder and recorder.wants("encoder.embeddings"):  # the reference's, kept; a copy goes on
+            embedded = reference.embed(params["shared"]["weight"], enc["embed_positions"], enc["layernorm_embedding"],
+                                       input_ids, inputs_embeds=inputs_embeds)
+            recorder("encoder.embeddings", embedded)
+            h = xp.asarray(embedded, copy=True)
+        else:
+            h = xp.reshape(xp.take(params["shared"]["weight"], xp.reshape(input_ids, (-1,)), axis=0), (b, padded, -1))
+            if inputs_embeds is not None:
+                h[:, :inputs_embeds.shape[1], :] = inputs_embeds
+            h += enc["embed_positions"]["weight"][:padded, :]  # h is new: worked on in place, in row chunks
+            h = by_rows(lambda x: layer_norm(x, **enc["layernorm_embedding"]), h, rows=row_chunk(xp), out=h)
         slots = global_slots(mask) if slots is None else slots
         act = ACTIVATIONS[config.activation_function]
         hidden, attentions, global_attentions = [h[:, :length, :]], [], []
+        kept = range(len(enc["layers"])) if output_attentions is True else output_attentions or ()
         # buffers shared by the layers when no layer's hidden state is kept; the hidden states then go to
         # two arrays in turn, the embeddings' and one more: a layer writes over the array its predecessor read
         workspace = None if output_hidden_states else Workspace()
         spare = workspace.array("hidden", xp, h.shape, h.dtype, device(h)) if workspace else None
-        for layer, window in zip(enc["layers"], config.attention_window):
+        for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
             previous = h
-            h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
-                                                   output_attentions, **layer, workspace=workspace, out=spare)
+            scope = recorder.scope(f"encoder.layers.{i}") if recorder else None
+            if scope and recorder.wants_layer(f"encoder.layers.{i}", ENCODER_LAYER_NAMES):
+                h, probs, global_probs = reference.encoder_layer(h, mask, slots, window, config.encoder_attention_heads,
+                                                                 act, "band_matrix", **layer, record=scope)
+                probs, global_probs = select_heads(probs, attention_heads), select_heads(global_probs, attention_heads)
+                if workspace:  # the recorded output stays as it is; the pass goes on in the shared buffer
+                    spare[...] = h
+                    h = spare
+            else:
+                h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
+                                                       i in kept, **layer, workspace=workspace, out=spare,
+                                                       attention_heads=attention_heads)
             spare = previous if workspace else None
             if output_hidden_states:
                 hidden.append(h[:, :length, :])
             if output_attentions:
-                attentions.append(probs[:, :, :length, :])
-                global_attentions.append(global_probs)
+                attentions.append(probs[:, :, :length, :] if i in kept else None)
+                global_attentions.append(global_probs if i in kept else None)
             if progress:
                 progress()
         return LEDEncoderBaseModelOutput(

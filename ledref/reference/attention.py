@@ -4,7 +4,7 @@ B batch, H heads, L (padded) length, d head dim, D = H d, w one-sided window, x 
 is transformers' merged encoder mask: 0 pad, 1 local, 2 global. The rule (Beltagy et al. 2020, section 3,
 as transformers runs it):
 
-- a local token i attends, with query, key and value, to {j : |i - j| <= w, mask_j = 1} and to every
+- a local token i attends, with query, key and value, to `{j : |i - j| <= w, mask_j = 1}` and to every
   global j;
 - a global token attends, with query_global, key_global and value_global, to every non-pad j;
 - a pad token's output is 0.
@@ -141,7 +141,8 @@ def self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, 
                    implementation="band_matrix", record=None):
     """The encoder layer's attention, before its output projection: q, k and v from the hidden states,
     q / sqrt(d); the global projections for the global rows.   h [B, L, D] ->
-    (out [B, L, D], local_probs, global_probs or None). `record(name, array)` receives the intermediates."""
+    (out [B, L, D], local_probs, global_probs or None). `record(name, array)` receives the intermediates;
+    those that exist only to be recorded are made when `record.wants(name)`."""
     positions, used, x = slots
     d = h.shape[-1] // n_heads
     q = split_heads(linear(h, **query), n_heads) / math.sqrt(d)  # [B, H, L, d]
@@ -155,16 +156,23 @@ def self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, 
     out, local_probs, global_probs = longformer_attention(q, k, v, q_global, k_global, v_global, mask, slots, w,
                                                           implementation)
     if record:
-        xp = array_namespace(h)
-        scores = band_scores(q, k, w)  # [B, H, L, 2w+1]
-        local_key = band_of_keys(mask == 1, w)[:, None, :, :]
-        named = dict(q=q, k=k, v=v, band_scores=scores,
-                     band_scores_masked=xp.where(local_key, scores, finfo_min(scores)))
-        if x:
-            named.update(q_global=q_global, k_global=k_global, v_global=v_global)
-        for name, array in named.items():
-            record(name, array)
+        for name, array in dict(q=q, k=k, v=v, q_global=q_global, k_global=k_global, v_global=v_global).items():
+            if array is not None:
+                record(name, array)
+        if record.wants("band_scores") or record.wants("band_scores_masked"):  # made for the record alone
+            scores = band_scores(q, k, w)  # [B, H, L, 2w+1]
+            record("band_scores", scores)
+            local_key = band_of_keys(mask == 1, w)[:, None, :, :]
+            record("band_scores_masked", array_namespace(h).where(local_key, scores, finfo_min(scores)))
     return merge_heads(out), local_probs, global_probs
+
+
+def select_heads(probs, heads):
+    """probs [B, H, ...] at the listed heads, in their order (all of them when heads is None)."""
+    if probs is None or heads is None:
+        return probs
+    xp = array_namespace(probs)
+    return xp.take(probs, xp.asarray(list(heads), device=device(probs)), axis=1)
 
 
 def decoder_attention(h, kv, n_heads, q_proj, k_proj, v_proj, out_proj, additive_mask=None, past=None):

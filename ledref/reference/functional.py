@@ -44,7 +44,7 @@ ERFC_CHEBYSHEV = (
 
 
 def erfc(x):
-    """The complementary error function (the Array API has no erf): the series above for |x|, and
+    """The complementary error function (the Array API has no erf): the series above for `|x|`, and
     erfc(-z) = 2 - erfc(z) for negative x."""
     xp = array_namespace(x)
     z = xp.abs(x)

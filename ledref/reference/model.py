@@ -8,7 +8,7 @@ T decoder length, D model dim, V vocabulary.
 from array_api_compat import array_namespace, device
 
 from ..outputs import LEDEncoderBaseModelOutput
-from .attention import decoder_attention, global_slots, self_attention
+from .attention import decoder_attention, global_slots, select_heads, self_attention
 from .functional import ACTIVATIONS, finfo_min, layer_norm, linear
 
 
@@ -40,14 +40,17 @@ def encoder_layer(h, mask, slots, window, n_heads, act, implementation, self_att
 
 
 def encoder(params, config, input_ids, mask, implementation="band_matrix", output_attentions=False,
-            output_hidden_states=False, slots=None, progress=None, recorder=None, inputs_embeds=None):
+            output_hidden_states=False, slots=None, progress=None, recorder=None, attention_heads=None,
+            inputs_embeds=None):
     """input_ids [B, L], mask [B, L] (0 pad, 1 local, 2 global) -> LEDEncoderBaseModelOutput.
 
     Pads to a multiple of the largest window with pad_token_id (mask 0), runs the layers, and unpads
     everything but `global_attentions`, which transformers returns at the padded length. `slots` is
     global_slots(mask), computed here when not given (which reads the mask back to the host); `progress()`
-    is called after each layer; `recorder(name, array)` receives the intermediates; inputs_embeds [B, L, D]
-    replace the token embeddings (see `embed`)."""
+    is called after each layer; `recorder(name, array)` receives the intermediates. output_attentions:
+    True (every layer) or the indices of the layers whose attentions are kept (the others give None);
+    attention_heads: the heads kept, in that order (None: all). inputs_embeds [B, L, D] replace the token
+    embeddings (see `embed`)."""
     xp = array_namespace(input_ids)
     enc = params["encoder"]
     b, length = input_ids.shape
@@ -63,15 +66,16 @@ def encoder(params, config, input_ids, mask, implementation="band_matrix", outpu
     slots = global_slots(mask) if slots is None else slots
     act = ACTIVATIONS[config.activation_function]
     hidden, attentions, global_attentions = [h[:, :length, :]], [], []  # only what is asked for is kept
+    kept = range(len(enc["layers"])) if output_attentions is True else output_attentions or ()
     for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
         record = recorder.scope(f"encoder.layers.{i}") if recorder else None
         h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
                                                implementation, **layer, record=record)
         if output_hidden_states:
             hidden.append(h[:, :length, :])
-        if output_attentions:
-            attentions.append(probs[:, :, :length, :])  # [B, H, L, x + W + 1]
-            global_attentions.append(global_probs)  # [B, H, Lp, x]
+        if output_attentions:  # [B, H, L, x + W + 1] and [B, H, Lp, x] at the kept heads, or None
+            attentions.append(select_heads(probs[:, :, :length, :], attention_heads) if i in kept else None)
+            global_attentions.append(select_heads(global_probs, attention_heads) if i in kept else None)
         if progress:
             progress()
     return LEDEncoderBaseModelOutput(
