@@ -10,6 +10,7 @@
   matrix, and says why each zero is there.
 - `plot_where_it_looks`: a generate output's cross-attention while it wrote each token, and what a global
   token reads, over the source (`cross_attention_map` and `global_attention_map` give the numbers).
+- `explorer`: the attention explorer, one self-contained HTML page of a long document (ledref.explorer).
 
 Every function returns a matplotlib Figure; `fig.savefig("name.png")` (or .svg) writes it. Global tokens
 are highlighted in cyan throughout.
@@ -321,22 +322,19 @@ def _generate_attentions(generate_output, name):
     return attentions
 
 
-def cross_attention_map(generate_output, row=0, layer=-1, head=None):
+def cross_attention_heads(generate_output, row=0, layer=-1):
     """The decoder's cross-attention over the source tokens while it chose each token of sequence `row` of a
-    generate output (`generate(..., return_dict_in_generate=True, output_attentions=True)`), as NumPy
-    [steps, source length]: step s is the query that chose token s + 1 of the sequence, the mean of the
-    heads (or one `head`) of decoder layer `layer`. With beams, each step is read from the beam the sequence
-    came through (`beam_indices`) and the map ends where the sequence does."""
+    generate output (`generate(..., return_dict_in_generate=True, output_attentions=True)`), every head of
+    decoder layer `layer`, as NumPy [steps, heads, source length]: step s is the query that chose token s + 1
+    of the sequence. With beams, each step is read from the beam the sequence came through (`beam_indices`)
+    and the steps end where the sequence does."""
     steps = _generate_attentions(generate_output, "cross_attentions")
     n_rows = to_numpy(generate_output.sequences).shape[0]
     if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < n_rows:
         raise InputError(f"row={row!r} is outside the {n_rows} generated sequences")
-    n_layers, n_heads = len(steps[0]), steps[0][0].shape[1]
+    n_layers = len(steps[0])
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n_layers <= layer < n_layers:
         raise InputError(f"layer={layer!r} is outside the decoder's {n_layers} layers")
-    if head is not None and (isinstance(head, bool) or not isinstance(head, (int, np.integer))
-                             or not 0 <= head < n_heads):
-        raise InputError(f"head={head!r} is outside the {n_heads} heads")
     beams = getattr(generate_output, "beam_indices", None)
     beams = None if beams is None else to_numpy(beams)
     rows = []
@@ -344,9 +342,19 @@ def cross_attention_map(generate_output, row=0, layer=-1, head=None):
         source = row if beams is None else (int(beams[row, s]) if s < beams.shape[1] else -1)
         if source < 0:
             break  # the sequence ended: its beam index is -1 from here on
-        weights = to_numpy(per_layer[layer][source, :, -1, :])  # [H, L]: the newest query (all of them without cache)
-        rows.append(np.mean(weights, axis=0) if head is None else weights[head])
-    return np.stack(rows)  # [steps, L]
+        rows.append(to_numpy(per_layer[layer][source, :, -1, :]))  # [H, L]: the newest query (all without cache)
+    return np.stack(rows)  # [steps, H, L]
+
+
+def cross_attention_map(generate_output, row=0, layer=-1, head=None):
+    """`cross_attention_heads` reduced to [steps, source length]: the mean of the heads, or one `head`."""
+    heads = cross_attention_heads(generate_output, row, layer)
+    n_heads = heads.shape[1]
+    if head is None:
+        return np.mean(heads, axis=1)
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < n_heads:
+        raise InputError(f"head={head!r} is outside the {n_heads} heads")
+    return heads[:, head]
 
 
 def global_attention_map(generate_output, row=0, layer=-1, slot=0, head=None):
@@ -427,3 +435,10 @@ def plot_where_it_looks(generate_output, tokenizer=None, *, row=0, layer=-1, enc
     if marks:
         (top or bottom).legend(loc="upper right", fontsize=8)
     return fig
+
+
+def explorer(model, text, out, **options):
+    """The attention explorer: write one self-contained HTML page of `text` and its attention to `out`
+    (ledref.explorer.explore, which documents the options) and return what it wrote (an ExplorerPage)."""
+    from .explorer import explore
+    return explore(model, text, out, **options)
