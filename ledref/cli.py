@@ -4,6 +4,7 @@
     ledref convert SRC DST
     ledref info PATH_OR_ID
     ledref plot --model PATH_OR_ID [--layer L] [--head H] [--view band|dense|grid] [--from N --to M] --out FILE TEXT
+    ledref explore --model PATH_OR_ID [--global 0,...] [--layer L] [--summarize] --out PAGE.html TEXT
     ledref compare REFERENCE OTHER [--rtol R] [--atol A] [--only PATTERN]
     ledref conformance MODULE:FUNCTION|path/to/file.py:FUNCTION [--examples N]
     ledref golden --model PATH_OR_ID|--tiny --case NAME|all|--input FILE [--dtype float64] --out DIR
@@ -120,6 +121,27 @@ def build_parser():
     p.add_argument("--log", action="store_true", help="logarithmic colour scale")
     p.add_argument("--truncate", action="store_true", help="cut inputs longer than the model reads")
     p.add_argument("--out", required=True, help="image file to write (.png or .svg)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    e = commands.add_parser("explore", help="write an HTML page to explore a long text's attention in a browser")
+    e.add_argument("file", help="text file (or - for standard input)")
+    e.add_argument("--model", required=True, help="checkpoint directory, Hugging Face cache folder or repo id")
+    e.add_argument("--revision", help="branch, tag or commit of a Hub repo id")
+    e.add_argument("--out", required=True, help="the page to write (.html): one self-contained file, opened offline")
+    e.add_argument("--global", dest="global_positions", type=positions, default=[0], metavar="POSITIONS",
+                   help="comma-separated token positions with global attention (default 0; 'none' for none)")
+    e.add_argument("--layer", type=int, default=-1, help="encoder layer shown, every head and their mean "
+                                                         "(default -1, the last)")
+    e.add_argument("--summarize", action="store_true",
+                   help="generate a summary too: pointing at its tokens shows the decoder's cross-attention")
+    e.add_argument("--cross-layer", type=int, default=-1, help="decoder layer of the cross-attention (default -1)")
+    e.add_argument("--num-beams", type=int)
+    e.add_argument("--max-length", type=int)
+    e.add_argument("--max-new-tokens", type=int)
+    e.add_argument("--max-mb", type=float, default=25.0,
+                   help="size limit of the page in MB (default 25): beyond it each token keeps its largest weights")
+    e.add_argument("--truncate", action="store_true", help="cut inputs longer than the model reads")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
 
     i = commands.add_parser("info", help="print the config and parameter count of a checkpoint")
     i.add_argument("model", help="checkpoint directory, Hugging Face cache folder or repo id")
@@ -240,8 +262,9 @@ def plot(args):
     # only what is drawn is computed: every layer for the grid, else one layer and one head (index 0 of the
     # arrays returned)
     selection = {} if args.view == "grid" else dict(output_attentions=[args.layer], attention_heads=[args.head])
-    out = model.encoder(input_ids, global_attention_mask=global_mask, return_dict=True,
-                        **{"output_attentions": True, **selection})
+    with progress_bar(config.encoder_layers, "encoder", args.quiet) as layers:
+        out = model.encoder(input_ids, global_attention_mask=global_mask, return_dict=True,
+                            progress=lambda: layers.update(), **{"output_attentions": True, **selection})
     glob = out.global_attentions or (None,) * config.encoder_layers
     common = dict(start=start, stop=stop, log=args.log)
     if args.view == "grid":
@@ -256,6 +279,50 @@ def plot(args):
                                                f"{start}..{stop}")
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out} ({args.view} view of {length} tokens)")
+
+
+def explore(args):
+    from .explorer import explore as write_page
+    from .hub import resolve
+    from .model import LEDForConditionalGeneration, LEDModel
+    from .tokenizer import LEDTokenizer
+
+    if not args.out.lower().endswith((".html", ".htm")):
+        raise UsageError(f"--out {args.out}: expected an .html file name")
+    if not args.max_mb > 0:
+        raise UsageError(f"--max-mb {args.max_mb}: expected a size > 0")
+    text = read_text(args.file)
+    path = resolve(args.model, args.revision)
+    model = (LEDForConditionalGeneration if args.summarize else LEDModel).from_pretrained(path)
+    config = model.config
+    if not -config.encoder_layers <= args.layer < config.encoder_layers:
+        raise UsageError(f"--layer {args.layer} is out of range; the encoder has layers 0..{config.encoder_layers - 1}")
+    if not -config.decoder_layers <= args.cross_layer < config.decoder_layers:
+        raise UsageError(f"--cross-layer {args.cross_layer} is out of range; the decoder has layers "
+                         f"0..{config.decoder_layers - 1}")
+    tokenizer = LEDTokenizer.from_pretrained(path)
+    length = len(encode_text(tokenizer, model, text, args.file, args.truncate, args.global_positions)[0][0])
+    settings = {name: getattr(args, name) for name in ("num_beams", "max_length", "max_new_tokens")
+                if getattr(args, name) is not None}
+    steps = model.generation_config.update(**settings).lengths()[0] - 1 if args.summarize else 0
+    with progress_bar(config.encoder_layers, "encoder", args.quiet) as layers, \
+            progress_bar(steps, "decoding", args.quiet or not steps) as decoding, \
+            progress_bar(None, "page", args.quiet) as rows:
+        def page_progress(done, total):
+            rows.total = total
+            rows.update(done - rows.n)
+
+        page = write_page(model, text, args.out, tokenizer=tokenizer, global_positions=args.global_positions,
+                          layer=args.layer, summarize=args.summarize, cross_layer=args.cross_layer,
+                          max_bytes=int(args.max_mb * 1e6), truncate=args.truncate,
+                          encoder_progress=lambda: layers.update(), step_progress=lambda: decoding.update(),
+                          page_progress=page_progress, **settings)
+    if page.summary is not None:
+        print(page.summary)
+    kept = page.kept["local"]
+    detail = "every weight" if kept[0] >= kept[1] else f"the {kept[0]} largest of {kept[1]} weights per token"
+    print(f"wrote {args.out} ({length:,} tokens, encoder layer {page.layer}, {page.heads} heads, "
+          f"{page.bytes / 1e6:.1f} MB, {detail})")
 
 
 def golden(args):
@@ -366,7 +433,7 @@ def main(argv=None):
         debug = debug or args.debug
         status = {"summarize": summarize, "convert": convert_command, "info": info, "plot": plot,
                   "compare": compare_command, "conformance": conformance, "golden": golden,
-                  "demo": demo}[args.command](args)
+                  "demo": demo, "explore": explore}[args.command](args)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # every error: one line, never a traceback unless asked for

@@ -32,9 +32,6 @@ DEFAULT_MODEL = "ledref/tiny-needle"
 DEFAULT_SEED = 0
 """The held-out document (`ledref.needle.make_document(seed)`) the demo reads by default."""
 
-FACT = "#2e7d32"  # green: the pieces of the document the answer copies
-DISTRACTOR = "#9e9e9e"
-
 
 @dataclass
 class DemoResult:
@@ -55,8 +52,7 @@ class DemoResult:
 def token_spans(tokenizer, text):
     """The (start, end) character span of every token of `tokenizer(text)["input_ids"]`; (0, 0) for the
     special tokens <s> and </s> around the text."""
-    offsets = tokenizer._backend.encode(text, add_special_tokens=False).offsets
-    return [(0, 0)] + [tuple(o) for o in offsets] + [(0, 0)]
+    return tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
 
 
 def tokens_in(spans, char_spans):
@@ -103,7 +99,10 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
 
     say(f"ledref demo: {model} on {source}")
     say(f"document: {n:,} tokens, first words {text[:40]!r}...; global attention on token 0 (<s>)")
-    generated = led.generate(ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
+    # every attention the answer was written with comes back with it
+    outputs = led.generate(ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                           return_dict_in_generate=True, output_attentions=True)
+    generated = outputs.sequences
     answer = tokenizer.decode(generated[0], skip_special_tokens=True).strip()
     result = DemoResult(n_tokens=n, answer=answer, expected=expected)
     say(f"answer:   {answer}")
@@ -111,10 +110,7 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
         result.correct = answer == expected
         say(f"expected: {expected}  ({'right' if result.correct else 'WRONG'})")
 
-    # the same generation again, teacher-forced, to read every attention the answer was written with
-    outputs = led(ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
-                  decoder_input_ids=generated[:, :-1], output_attentions=True, return_dict=True)
-    cross = np.mean(outputs.cross_attentions[-1][0], axis=0)  # [answer tokens, document tokens], mean of heads
+    cross = viz.cross_attention_map(outputs)  # [answer tokens, document tokens], last layer, mean of heads
     written = [tokenizer.decode([t]) for t in generated[0, 1:]]
     spans = token_spans(tokenizer, text)
     fact_tokens = tokens_in(spans, facts) if facts else []
@@ -133,7 +129,8 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
         "band_view.png": viz.plot_band(outputs.encoder_attentions[-1], outputs.encoder_global_attentions[-1],
                                        global_attention_mask, attention_mask, head=0, log=True,
                                        title=f"encoder's last layer, head 0, all {n:,} tokens (log scale)"),
-        "where_it_looks.png": plot_where_it_looks(outputs, written, spans, facts, distractors, n),
+        "where_it_looks.png": viz.plot_where_it_looks(outputs, tokenizer, marks={
+            "codes copied": fact_tokens, "other codes": tokens_in(spans, distractors or [])} if facts else None),
     }
     for name, fig in figures.items():
         path = os.path.join(out, name)
@@ -144,32 +141,3 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
     say(f"took {result.seconds:.1f} s")
     return result
 
-
-def plot_where_it_looks(outputs, written, spans, facts=None, distractors=None, n=None):
-    """Two panels over the document's token positions: the global first token's attention (encoder's last
-    layer, mean of heads) and the decoder's cross-attention (last layer, mean of heads) for every answer
-    token it wrote, with the facts (green) and distractors (grey) marked."""
-    global_row = np.mean(outputs.encoder_global_attentions[-1][0, :, :n, 0], axis=0)  # slot 0: token 0's attention
-    cross = np.mean(outputs.cross_attentions[-1][0], axis=0)  # [T, n]
-    fig = viz._figure((11, 6.5))
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 2.2))
-    top.plot(np.arange(n), global_row, lw=0.7, color="black")
-    top.set_ylabel("weight")
-    top.set_title("the global token <s> (position 0) attending to the whole document: encoder, last layer",
-                  fontsize=10)
-    pooled, block = viz.pool_rows(cross.T, 1000, "max")  # at most 1000 columns, so that no peak is lost
-    image = bottom.imshow(pooled.T, aspect="auto", interpolation="nearest", cmap="magma",
-                          extent=(-0.5, n - 0.5, len(written) - 0.5, -0.5))
-    bottom.set_yticks(range(len(written)), [repr(w.strip() or w) for w in written], fontsize=7)
-    bottom.set_xlabel("document token position" + (f" (max of {block} per column)" if block > 1 else ""))
-    bottom.set_ylabel("answer token being written")
-    bottom.set_title("the decoder's cross-attention while writing each answer token (last layer)", fontsize=10)
-    fig.colorbar(image, ax=bottom, shrink=0.8, label="attention weight")
-    for char_spans, colour, label in ((facts, FACT, "codes copied"), (distractors, DISTRACTOR, "other codes")):
-        marked = tokens_in(spans, char_spans or [])
-        viz.mark_positions(top, marked, colour, label=label)  # a visible stroke even for one token
-        for token in marked:
-            bottom.plot([token], [-0.5], marker="v", color=colour, markersize=5, clip_on=False)
-    if facts:
-        top.legend(loc="upper right", fontsize=8)
-    return fig

@@ -21,7 +21,7 @@ from .backend import to_numpy
 from .checks import (check_bool, check_callable, check_int, check_path, check_real, is_bool, is_int, read_json,
                      short)
 from .errors import GenerationError, InputError
-from .outputs import as_encoder_output
+from .outputs import GenerateBeamEncoderDecoderOutput, GenerateEncoderDecoderOutput, as_encoder_output
 
 NEG = np.float32(-1.0e9)  # transformers' "never pick this" score in beam search
 MAX_BEAMS = 2 ** 16  # far more beams than a search is run with; more would only exhaust memory
@@ -58,6 +58,9 @@ class GenerationConfig:
     # what generate returns
     return_dict_in_generate: bool = False
     output_scores: bool = False
+    output_logits: bool = False
+    output_attentions: bool = False
+    output_hidden_states: bool = False
 
     # settings of transformers' GenerationConfig that ledref does not implement: accepted only at the
     # value that turns them off
@@ -182,7 +185,8 @@ class GenerationConfig:
                                                  and self.early_stopping == "never")):
             raise GenerationError(f"early_stopping={short(self.early_stopping)}; expected True, False or 'never'")
         check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, GenerationError, minimum=0)
-        for name in ("use_cache", "return_dict_in_generate", "output_scores"):
+        for name in ("use_cache", "return_dict_in_generate", "output_scores", "output_logits", "output_attentions",
+                     "output_hidden_states"):
             check_bool(name, getattr(self, name), GenerationError)
         for name in ("forced_bos_token_id", "decoder_start_token_id", "pad_token_id", "bos_token_id",
                      "eos_token_id", "forced_eos_token_id"):
@@ -256,19 +260,6 @@ def _equal(value, off):
         return False
 
 
-@dataclass
-class GenerateOutput:
-    """`generate(..., return_dict_in_generate=True)`: sequences [B * num_return_sequences, T]; for beam
-    search, sequences_scores (length-penalised sum of log-probabilities); with output_scores=True, `scores`,
-    one array per step of the processed scores the next token was chosen from, as transformers returns
-    them ([B, V] for greedy search and sampling, the processed log-probabilities [B * num_beams, V] for
-    beams)."""
-
-    sequences: np.ndarray
-    sequences_scores: np.ndarray | None = None
-    scores: tuple | None = None
-
-
 def process_scores(scores, sequences, settings, eos_ids, max_length, min_length):
     """transformers' logits processors, in its order, on scores [N, V] given the sequences so far [N, t]:
     repetition penalty, n-gram ban, bad words, minimum length, forced bos and eos, then with do_sample the
@@ -334,7 +325,8 @@ def greedy_search(step, batch, settings, rng=None):
         sequences = np.concatenate([sequences, tokens[:, None]], axis=1)
         unfinished &= ~np.isin(tokens, eos_ids)
         if not unfinished.any() or sequences.shape[1] >= max_length:
-            return GenerateOutput(sequences, scores=tuple(all_scores) if settings.output_scores else None)
+            return GenerateEncoderDecoderOutput(sequences=sequences,
+                                                scores=tuple(all_scores) if settings.output_scores else None)
 
 
 def beam_search(step, batch, settings, rng=None):
@@ -425,8 +417,11 @@ def beam_search(step, batch, settings, rng=None):
     n = settings.num_return_sequences
     sequences = finished_seqs[:, :n].reshape(b * n, max_length)
     scores = finished_scores[:, :n].reshape(b * n)
-    generated = int(np.max(np.sum(finished_origin[:, :n].reshape(b * n, -1) != -1, axis=1)))
-    return GenerateOutput(sequences[:, :1 + generated], scores, tuple(all_scores) if settings.output_scores else None)
+    origin = finished_origin[:, :n].reshape(b * n, max_length - 1)
+    generated = int(np.max(np.sum(origin != -1, axis=1)))
+    return GenerateBeamEncoderDecoderOutput(
+        sequences=sequences[:, :1 + generated], sequences_scores=scores if settings.output_scores else None,
+        scores=tuple(all_scores) if settings.output_scores else None, beam_indices=origin[:, :generated])
 
 
 def generate(model, input_ids, attention_mask=None, global_attention_mask=None, encoder_progress=None,
@@ -440,8 +435,13 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
     GenerationConfig.merged), under the keyword arguments (max_length, max_new_tokens, min_length,
     min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping, no_repeat_ngram_size,
     forced_bos_token_id, forced_eos_token_id, repetition_penalty, bad_words_ids, do_sample, temperature,
-    top_k, top_p, use_cache, ...). return_dict_in_generate=True returns a GenerateOutput (with
-    output_scores=True, the processed scores of every step).
+    top_k, top_p, use_cache, ...).
+
+    return_dict_in_generate=True returns transformers' record (ledref.outputs.GenerateEncoderDecoderOutput,
+    or GenerateBeamEncoderDecoderOutput for beam search) with what the flags ask for: output_scores (the
+    processed scores of every step, and for beams sequences_scores), output_logits (the raw logits of
+    every step), output_attentions (the encoder's attentions once, the decoder's self- and
+    cross-attentions per step), output_hidden_states (the same for hidden states).
     With do_sample=True, tokens are drawn with `generator` (a numpy.random.Generator) or a Generator
     seeded with `seed`: the same seed gives the same tokens; neither gives fresh randomness.
     `encoder_progress` and `step_progress`, if given, are called after each encoder layer and each
@@ -455,10 +455,13 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
     settings = settings.update(**kwargs)
     settings.validate(model.config)
     rng = random_generator(generator, seed) if settings.do_sample else None
+    record = settings.return_dict_in_generate
+    attentions, hidden_states = record and settings.output_attentions, record and settings.output_hidden_states
     if encoder_outputs is None:
         encoder_outputs = model.encoder(input_ids, attention_mask=attention_mask,
                                         global_attention_mask=global_attention_mask, progress=encoder_progress,
-                                        output_attentions=False, output_hidden_states=False, return_dict=True)
+                                        output_attentions=attentions, output_hidden_states=hidden_states,
+                                        return_dict=True)
     else:
         encoder_outputs = as_encoder_output(encoder_outputs)
         state = encoder_outputs.last_hidden_state
@@ -480,9 +483,11 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
         state = xp.take(state, rows, axis=0)
         mask = None if mask is None else xp.take(mask, rows, axis=0)
     cache = {"past": None}
+    steps = {"logits": [], "decoder_attentions": [], "cross_attentions": [], "decoder_hidden_states": []}
 
     def step(sequences, reorder):
-        """Logits of the next token for every row of sequences [N, t] (as a NumPy array [N, V])."""
+        """Logits of the next token for every row of sequences [N, t] (as a NumPy array [N, V]); what the
+        output flags ask for is kept in `steps`."""
         past = cache["past"]
         if past is not None and reorder is not None:
             order = xp.asarray(reorder)
@@ -491,20 +496,39 @@ def generate(model, input_ids, attention_mask=None, global_attention_mask=None, 
             ids = sequences[:, -1:]
         else:
             ids, past = sequences, None
-        logits, cache["past"] = model._next_token_logits(xp.asarray(ids), state, mask, past)
+        logits, cache["past"], (hidden, self_attns, cross_attns) = model._next_token_logits(
+            xp.asarray(ids), state, mask, past, output_attentions=attentions, output_hidden_states=hidden_states)
         if not settings.use_cache:
             cache["past"] = None
         if step_progress is not None:
             step_progress()
         logits = to_numpy(logits)
         _check_finite(logits, sequences.shape[1], beams)
+        if record and settings.output_logits:
+            steps["logits"].append(logits.astype(np.float32))  # transformers keeps them in float32
+        if attentions:
+            steps["decoder_attentions"].append(tuple(self_attns))
+            steps["cross_attentions"].append(tuple(cross_attns))
+        if hidden_states:
+            steps["decoder_hidden_states"].append(tuple(hidden))
         return logits
 
     if beams > 1:
         out = beam_search(step, batch, settings, rng)
     else:
         out = greedy_search(step, batch * copies, settings, rng)
-    return out if settings.return_dict_in_generate else out.sequences
+    if not record:
+        return out.sequences
+    out.logits = tuple(steps["logits"]) if settings.output_logits else None
+    if attentions:  # the encoder's once, for the B rows of the batch (not repeated per beam), as transformers
+        out.encoder_attentions = encoder_outputs.attentions
+        out.encoder_global_attentions = encoder_outputs.global_attentions
+        out.decoder_attentions = tuple(steps["decoder_attentions"])
+        out.cross_attentions = tuple(steps["cross_attentions"])
+    if hidden_states:
+        out.encoder_hidden_states = encoder_outputs.hidden_states
+        out.decoder_hidden_states = tuple(steps["decoder_hidden_states"])
+    return out
 
 
 def random_generator(generator=None, seed=None):

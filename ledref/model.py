@@ -610,13 +610,16 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
         return generate(self, input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                         **kwargs)
 
-    def _next_token_logits(self, decoder_input_ids, encoder_hidden_states, attention_mask, past_key_values):
+    def _next_token_logits(self, decoder_input_ids, encoder_hidden_states, attention_mask, past_key_values,
+                           output_attentions=False, output_hidden_states=False):
         """One decoding step on checked arrays of the model's backend, without the argument checks of
-        forward: (logits of the last position [B, V], cache)."""
+        forward: (logits of the last position [B, V], cache, (hidden states, self-attentions,
+        cross-attentions) as the decoder returns them, None where not asked for)."""
         params = self._params_for(array_namespace(encoder_hidden_states), device(encoder_hidden_states))
-        h, _, _, _, cache = self._run_decoder(params, decoder_input_ids, encoder_hidden_states, attention_mask, None,
-                                              past_key_values)
-        return lm_head(h[:, -1:, :], params)[:, 0, :], cache
+        h, hidden, self_attns, cross_attns, cache = self._run_decoder(
+            params, decoder_input_ids, encoder_hidden_states, attention_mask, None, past_key_values,
+            output_attentions, output_hidden_states)
+        return lm_head(h[:, -1:, :], params)[:, 0, :], cache, (hidden, self_attns, cross_attns)
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,

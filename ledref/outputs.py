@@ -83,6 +83,31 @@ LEDSeq2SeqQuestionAnsweringModelOutput = _record(
     "LEDForQuestionAnswering output: start_logits and end_logits [B, T].")
 
 
+# what generate returns besides its sequences and scores: the encoder's outputs once, the decoder's per step
+GENERATE_FIELDS = ("encoder_attentions", "encoder_hidden_states", "decoder_attentions", "cross_attentions",
+                   "decoder_hidden_states", "encoder_global_attentions")
+GenerateEncoderDecoderOutput = _record(
+    "GenerateEncoderDecoderOutput", ("sequences", "scores", "logits") + GENERATE_FIELDS,
+    "`generate(..., return_dict_in_generate=True)` for greedy search and sampling, transformers' fields: "
+    "sequences [N, T] (N = B * num_return_sequences; NumPy); with output_scores, scores, one [N, V] float32 "
+    "NumPy array per step of the processed scores the token was chosen from; with output_logits, logits, the "
+    "raw ones. With output_attentions: encoder_attentions per layer [B, H, L, x + W + 1] and "
+    "encoder_global_attentions per layer [B, H, Lp, x] (ledref keeps LED's global rows, which transformers' "
+    "generate drops; None without global tokens) once, and per step a tuple over decoder layers of "
+    "decoder_attentions [N, H, t, past + t] and cross_attentions [N, H, t, L] (t = 1 with the cache); with "
+    "output_hidden_states, encoder_hidden_states once and decoder_hidden_states per step (embeddings first, "
+    "[N, t, D]). Attentions and hidden states are arrays of the model's backend.")
+GenerateBeamEncoderDecoderOutput = _record(
+    "GenerateBeamEncoderDecoderOutput",
+    ("sequences", "sequences_scores", "scores", "logits", "beam_indices") + GENERATE_FIELDS,
+    "`generate(..., return_dict_in_generate=True)` for beam search (and beam sampling), transformers' fields: "
+    "sequences [N, T] (N = B * num_return_sequences); beam_indices [N, T - 1], the flat beam (row * "
+    "num_beams + beam) each token was chosen from at every step, -1 past the end; with output_scores, "
+    "sequences_scores [N] (the length-penalised sum of log-probabilities) and scores, one [B * num_beams, V] "
+    "array per step of the processed log-probabilities; the rest as GenerateEncoderDecoderOutput, per step "
+    "over the B * num_beams running beams in the order of that step.")
+
+
 def as_encoder_output(encoder_outputs):
     """encoder_outputs as transformers accepts them: the output record, or a tuple (what the encoder
     returns with return_dict=False: last hidden state, then hidden states, attentions, global attentions

@@ -49,13 +49,44 @@ TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
 
 
 class BatchEncoding(dict):
-    """What `LEDTokenizer.__call__` returns: a dict of `input_ids` and `attention_mask`, also readable as attributes."""
+    """What `LEDTokenizer.__call__` returns: a dict of `input_ids` and `attention_mask` (and `offset_mapping` when
+    asked for), also readable as attributes, with transformers' per-token lookups `word_ids`, `sequence_ids` and
+    `tokens` (from the `tokenizers` encodings, as transformers' fast tokenizer gives them)."""
+
+    def __init__(self, data=None, rows=None):
+        super().__init__(data or {})
+        self._rows = rows  # per batch row: (tokens, word ids, sequence ids), one entry per input id
 
     def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def _row(self, batch_index):
+        rows = self._rows or []
+        if isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer)) or \
+                not -len(rows) <= batch_index < len(rows):
+            raise TokenizerError(f"batch_index={batch_index!r} is not a row of this encoding of {len(rows)} "
+                                 f"row{'s' if len(rows) != 1 else ''}; expected an int in [0, {len(rows)})")
+        return rows[batch_index]
+
+    def tokens(self, batch_index=0):
+        """The token strings of a row, special and pad tokens included (byte-level: "Ġ" is a space)."""
+        return list(self._row(batch_index)[0])
+
+    def word_ids(self, batch_index=0):
+        """For each token of a row, the index of the word it belongs to in its own text (words are what the
+        byte-level pre-tokenizer splits: a word with the space before it, a run of punctuation, ...), None for
+        special tokens and padding. In a pair, the second text's words count from 0 again."""
+        return list(self._row(batch_index)[1])
+
+    def sequence_ids(self, batch_index=0):
+        """For each token of a row, 0 if it comes from the text, 1 from the text_pair, None for special tokens
+        and padding."""
+        return list(self._row(batch_index)[2])
 
 
 class LEDTokenizer:
@@ -199,7 +230,8 @@ class LEDTokenizer:
 
     # ----------------------------------------------------------------------------------------------- encoding
     def __call__(self, text, text_pair=None, add_special_tokens=True, padding=False, truncation=None,
-                 max_length=None, pad_to_multiple_of=None, return_attention_mask=True, return_tensors=None):
+                 max_length=None, pad_to_multiple_of=None, return_attention_mask=True, return_tensors=None,
+                 return_offsets_mapping=False):
         """Tokenize a text, a pair of texts, or a batch (a list) of either, as transformers does.
 
         padding: False / "do_not_pad", True / "longest" (to the longest row of the batch) or "max_length".
@@ -209,6 +241,11 @@ class LEDTokenizer:
         pad_to_multiple_of rounds the padded length up. Padding is on the right with the pad id, attention_mask 0.
         Returns a BatchEncoding with `input_ids` (and `attention_mask` unless return_attention_mask=False): lists
         (one row for a single text) or, with return_tensors="np", int64 arrays of shape [batch, length].
+        return_offsets_mapping=True adds `offset_mapping`: each token's (start, end) character span in its own
+        text (a pair's second text counts from 0), (0, 0) for special tokens and padding, as transformers' fast
+        tokenizer returns them (spans trimmed of the space a byte-level token carries); with
+        return_tensors="np" an int64 array [batch, length, 2]. `word_ids()`, `sequence_ids()` and `tokens()` of
+        the result say which word and which text each token comes from.
         """
         _check_bool("add_special_tokens", add_special_tokens)
         if return_attention_mask is not None:
@@ -220,6 +257,7 @@ class LEDTokenizer:
         padding, truncation, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
         if return_tensors not in (None, "np"):
             raise TokenizerError(f"return_tensors={return_tensors!r} is not supported; expected None or 'np'")
+        _check_bool("return_offsets_mapping", return_offsets_mapping)
         is_pair = rows[0][1] is not None
         n_special = (4 if is_pair else 2) if add_special_tokens else 0
         if truncation != "do_not_truncate" and max_length < n_special:
@@ -230,16 +268,26 @@ class LEDTokenizer:
         firsts = self._backend.encode_batch([a for a, _ in rows], add_special_tokens=False)
         seconds = self._backend.encode_batch([b for _, b in rows], add_special_tokens=False) if is_pair else None
 
-        input_ids = []
+        input_ids, offsets, rows_info = [], [], []
         for i, first in enumerate(firsts):
-            ids, pair_ids = first.ids, seconds[i].ids if is_pair else None
+            second = seconds[i] if is_pair else None
+            ids, pair_ids = first.ids, second.ids if is_pair else None
             if truncation != "do_not_truncate":
                 ids, pair_ids = _truncate(ids, pair_ids, truncation, max_length - n_special)
+            # truncation keeps a prefix of each text: cut the spans, words and tokens to the same length
+            texts = [(first, len(ids), 0)] + ([(second, len(pair_ids), 1)] if is_pair else [])
+            texts = [(e.offsets[:n], e.word_ids[:n], [which] * n, e.tokens[:n]) for e, n, which in texts]
             if add_special_tokens:
                 ids = self._with_special_tokens(ids, pair_ids)
-            elif pair_ids is not None:
-                ids = ids + pair_ids
+                cls, sep = ([(0, 0)], [None], [None], [self.cls_token]), ([(0, 0)], [None], [None], [self.sep_token])
+                parts = [cls, texts[0], sep] + ([sep, texts[1], sep] if is_pair else [])
+            else:
+                ids = ids + (pair_ids or [])
+                parts = texts
+            spans, words, sequences, tokens = ([x for part in parts for x in part[k]] for k in range(4))
             input_ids.append(ids)
+            offsets.append([tuple(span) for span in spans])
+            rows_info.append((tokens, words, sequences))
 
         attention_mask = [[1] * len(ids) for ids in input_ids]
         if padding != "do_not_pad":
@@ -250,20 +298,31 @@ class LEDTokenizer:
                 raise TokenizerError(f"padding would make rows of {length:,} tokens (max_length={max_length}, "
                                      f"pad_to_multiple_of={pad_to_multiple_of}); expected at most {MAX_PADDED:,}")
             # rows longer than the padded length stay as they are (only truncation shortens)
-            input_ids = [ids + [self.pad_token_id] * (length - len(ids)) for ids in input_ids]
-            attention_mask = [mask + [0] * (length - len(mask)) for mask in attention_mask]
+            missing = [max(0, length - len(ids)) for ids in input_ids]
+            input_ids = [ids + [self.pad_token_id] * n for ids, n in zip(input_ids, missing, strict=True)]
+            attention_mask = [mask + [0] * n for mask, n in zip(attention_mask, missing, strict=True)]
+            offsets = [spans + [(0, 0)] * n for spans, n in zip(offsets, missing, strict=True)]
+            rows_info = [(tokens + [self.pad_token] * n, words + [None] * n, sequences + [None] * n)
+                         for (tokens, words, sequences), n in zip(rows_info, missing, strict=True)]
 
-        encoding = BatchEncoding(input_ids=input_ids)
+        encoding = {"input_ids": input_ids}
         if return_attention_mask or return_attention_mask is None:  # None: transformers' default, a mask
             encoding["attention_mask"] = attention_mask
+        if return_offsets_mapping:
+            encoding["offset_mapping"] = offsets
         if return_tensors == "np":
             if len(set(map(len, input_ids))) > 1:
                 raise TokenizerError(f"return_tensors='np' needs rows of one length, got lengths "
                                      f"{sorted(set(map(len, input_ids)))}; pass padding=True")
-            return BatchEncoding({k: np.asarray(v, dtype=np.int64).reshape(len(v), -1) for k, v in encoding.items()})
+            arrays = {k: np.asarray(v, dtype=np.int64).reshape(len(v), -1) for k, v in encoding.items()
+                      if k != "offset_mapping"}
+            if return_offsets_mapping:
+                arrays["offset_mapping"] = np.asarray(offsets, dtype=np.int64).reshape(len(input_ids), -1, 2) \
+                    if input_ids[0] else np.zeros((len(input_ids), 0, 2), dtype=np.int64)
+            return BatchEncoding(arrays, rows_info)
         if not batched:
-            return BatchEncoding({k: v[0] for k, v in encoding.items()})
-        return encoding
+            return BatchEncoding({k: v[0] for k, v in encoding.items()}, rows_info)
+        return BatchEncoding(encoding, rows_info)
 
     def encode(self, text, text_pair=None, **options):
         """The input_ids of one text (or pair) as a list of ints; options as in `__call__`."""

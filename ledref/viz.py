@@ -11,6 +11,9 @@
 - `plot_layout_explainer`: a 16-token example that maps every compact column to its place in the dense
   matrix, and says why each zero is there.
 - `mark_positions`: marks token positions on an axis so that a single token stays visible at any zoom.
+- `plot_where_it_looks`: a generate output's cross-attention while it wrote each token, and what a global
+  token reads, over the source (`cross_attention_map` and `global_attention_map` give the numbers).
+- `explorer`: the attention explorer, one self-contained HTML page of a long document (ledref.explorer).
 
 Every function returns a matplotlib Figure; `fig.savefig("name.png")` (or .svg) writes it. Global tokens
 are highlighted in cyan throughout. Features one token wide (global rows and columns, marked tokens) are
@@ -23,6 +26,7 @@ import math
 
 import numpy as np
 
+from .backend import to_numpy
 from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
 from .layout import MAX_WINDOW, _layout, as_numpy, global_positions, index, merged_mask, shape_of, to_dense, token_range
@@ -506,3 +510,142 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     fig.suptitle("Longformer's attention layout: compact columns (left) and where they land (right). "
                  "Zeros: G global key (moved to its g column), P pad key, E past the edge", fontsize=10)
     return fig
+
+
+# ------------------------------------------------------------------------------------- generate's attentions
+
+MARK_COLOURS = ("#2e7d32", "#9e9e9e", "#ef6c00", "#6a1b9a")  # green, grey, orange, purple: marks in order
+
+
+def _layer_name(layer):
+    return "last layer" if layer == -1 else f"layer {layer}"
+
+
+def _generate_attentions(generate_output, name):
+    attentions = getattr(generate_output, name, None)
+    if not attentions:
+        raise InputError(f"the generate output holds no {name}; expected the output of generate(..., "
+                         f"return_dict_in_generate=True, output_attentions=True)")
+    return attentions
+
+
+def cross_attention_heads(generate_output, row=0, layer=-1):
+    """The decoder's cross-attention over the source tokens while it chose each token of sequence `row` of a
+    generate output (`generate(..., return_dict_in_generate=True, output_attentions=True)`), every head of
+    decoder layer `layer`, as NumPy [steps, heads, source length]: step s is the query that chose token s + 1
+    of the sequence. With beams, each step is read from the beam the sequence came through (`beam_indices`)
+    and the steps end where the sequence does."""
+    steps = _generate_attentions(generate_output, "cross_attentions")
+    n_rows = to_numpy(generate_output.sequences).shape[0]
+    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < n_rows:
+        raise InputError(f"row={row!r} is outside the {n_rows} generated sequences")
+    n_layers = len(steps[0])
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n_layers <= layer < n_layers:
+        raise InputError(f"layer={layer!r} is outside the decoder's {n_layers} layers")
+    beams = getattr(generate_output, "beam_indices", None)
+    beams = None if beams is None else to_numpy(beams)
+    rows = []
+    for s, per_layer in enumerate(steps):
+        source = row if beams is None else (int(beams[row, s]) if s < beams.shape[1] else -1)
+        if source < 0:
+            break  # the sequence ended: its beam index is -1 from here on
+        rows.append(to_numpy(per_layer[layer][source, :, -1, :]))  # [H, L]: the newest query (all without cache)
+    return np.stack(rows)  # [steps, H, L]
+
+
+def cross_attention_map(generate_output, row=0, layer=-1, head=None):
+    """`cross_attention_heads` reduced to [steps, source length]: the mean of the heads, or one `head`."""
+    heads = cross_attention_heads(generate_output, row, layer)
+    n_heads = heads.shape[1]
+    if head is None:
+        return np.mean(heads, axis=1)
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < n_heads:
+        raise InputError(f"head={head!r} is outside the {n_heads} heads")
+    return heads[:, head]
+
+
+def global_attention_map(generate_output, row=0, layer=-1, slot=0, head=None):
+    """What global token number `slot` (in position order) attends to over the source tokens in encoder layer
+    `layer`, for the batch row that sequence `row` of a generate output comes from: NumPy [source length],
+    the mean of the heads (or one `head`). Needs a generate output with output_attentions=True of an input
+    with global tokens."""
+    glob = getattr(generate_output, "encoder_global_attentions", None)
+    local = _generate_attentions(generate_output, "encoder_attentions")
+    if not glob:
+        raise InputError("the generate output holds no encoder_global_attentions: the input had no global token")
+    batch, n_heads, length = local[0].shape[:3]
+    n_rows = to_numpy(generate_output.sequences).shape[0]
+    if not 0 <= row < n_rows:
+        raise InputError(f"row={row!r} is outside the {n_rows} generated sequences")
+    if not -len(glob) <= layer < len(glob):
+        raise InputError(f"layer={layer!r} is outside the encoder's {len(glob)} layers")
+    x = glob[layer].shape[-1]
+    if not 0 <= slot < x:
+        raise InputError(f"slot={slot!r} is outside the {x} global slots")
+    if head is not None and not 0 <= head < n_heads:
+        raise InputError(f"head={head!r} is outside the {n_heads} heads")
+    weights = to_numpy(glob[layer][row // (n_rows // batch), :, :length, slot])  # [H, L]
+    return np.mean(weights, axis=0) if head is None else weights[head]
+
+
+def plot_where_it_looks(generate_output, tokenizer=None, *, row=0, layer=-1, encoder_layer=-1, slot=0,
+                        marks=None, max_columns=1000, title=None):
+    """Where a model looked while it generated: the decoder's cross-attention (layer `layer`, mean of heads)
+    over the source tokens for every token of sequence `row` it wrote (bottom), and, when the input had
+    global tokens, what global token `slot` reads in encoder layer `encoder_layer` (top).
+
+    generate_output: `generate(..., return_dict_in_generate=True, output_attentions=True)`. tokenizer (an
+    LEDTokenizer) labels the written tokens and ends the rows at the first eos; without it they are ids.
+    marks: {label: source token positions} drawn as coloured lines (green, grey, orange, purple in order), one
+    pixel wide at least, so that one token stays visible among thousands. Long sources are max-pooled to
+    `max_columns` columns, so that no peak is lost."""
+    cross = cross_attention_map(generate_output, row, layer)  # [T, L]
+    written = to_numpy(generate_output.sequences)[row, 1:1 + cross.shape[0]].tolist()
+    if tokenizer is not None and tokenizer.eos_token_id in written:
+        end = written.index(tokenizer.eos_token_id) + 1
+        written, cross = written[:end], cross[:end]
+    labels = [repr(tokenizer.decode([t]).strip() or tokenizer.decode([t])) if tokenizer is not None else str(t)
+              for t in written]
+    n = cross.shape[1]
+    marks = {} if marks is None else dict(marks)
+    for label, positions in marks.items():
+        bad = [p for p in positions if not 0 <= p < n]
+        if bad:
+            raise InputError(f"marks[{label!r}] holds positions {bad[:3]} outside the {n} source tokens")
+    with_global = bool(getattr(generate_output, "encoder_global_attentions", None))
+    fig = _figure((11, 6.5 if with_global else 4.8))
+    if with_global:
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 2.2))
+        top.plot(np.arange(n), global_attention_map(generate_output, row, encoder_layer, slot), lw=0.7,
+                 color="black")
+        top.set_ylabel("weight")
+        which = "the first global token" if slot == 0 else f"global token {slot}"
+        top.set_title(title or f"{which} attending to the whole input: encoder, {_layer_name(encoder_layer)} "
+                               f"(mean of heads)", fontsize=10)
+    else:
+        top, bottom = None, fig.add_subplot()
+    pooled, block = pool_rows(cross.T, max_columns, "max")  # [columns, T]
+    image = bottom.imshow(pooled.T, aspect="auto", interpolation="nearest", cmap="magma",
+                          extent=(-0.5, n - 0.5, len(written) - 0.5, -0.5))
+    bottom.set_yticks(range(len(written)), labels, fontsize=7 if len(written) <= 40 else 5)
+    bottom.set_xlabel("input token position" + (f" (max of {block} per column)" if block > 1 else ""))
+    bottom.set_ylabel("token being written")
+    bottom.set_title(f"the decoder's cross-attention while writing each token (decoder, {_layer_name(layer)}, "
+                     f"mean of heads)", fontsize=10)
+    fig.colorbar(image, ax=bottom, shrink=0.8, label="attention weight")
+    for (label, positions), colour in zip(marks.items(), MARK_COLOURS * len(marks), strict=False):
+        for i, p in enumerate(sorted(positions)):
+            if top is not None:  # a line has a width in points, not in tokens: never thinner than a pixel
+                top.axvline(p, color=colour, alpha=0.6, lw=1.2, label=label if i == 0 else None, zorder=0)
+            bottom.plot([p], [-0.5], marker="v", color=colour, markersize=5, clip_on=False,
+                        label=label if i == 0 and top is None else None)
+    if marks:
+        (top or bottom).legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def explorer(model, text, out, **options):
+    """The attention explorer: write one self-contained HTML page of `text` and its attention to `out`
+    (ledref.explorer.explore, which documents the options) and return what it wrote (an ExplorerPage)."""
+    from .explorer import explore
+    return explore(model, text, out, **options)

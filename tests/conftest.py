@@ -2,6 +2,7 @@
 
 - `backend`: every model-level test runs on NumPy and under array_api_strict.
 - `hf`: transformers and torch, or a skip; with CI=true a missing oracle is an error, never a skip.
+- `browser` tests (a real headless Chromium): skipped where no Chromium is installed, an error with CI=true.
 - `make_checkpoint`: a random LED built by transformers, every parameter randomised (LayerNorms and biases
   too, so nothing hides behind zero init), saved with save_pretrained(safe_serialization=True).
 - `assert_close`: the tolerance of the parity tests, per tensor.
@@ -211,9 +212,10 @@ def assert_tree_close(ours, reference, dtype, name):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """With CI=true, a parity test that skips (for whatever reason) is reported as a failure."""
+    """With CI=true, a parity or browser test that skips (for whatever reason) is reported as a failure."""
     outcome = yield
     report = outcome.get_result()
-    if CI and report.skipped and item.get_closest_marker("parity") is not None:
-        report.outcome = "failed"
-        report.longrepr = f"CI=true: parity test {item.nodeid} skipped ({report.longrepr}); it must run in CI"
+    for marker in ("parity", "browser"):
+        if CI and report.skipped and item.get_closest_marker(marker) is not None:
+            report.outcome = "failed"
+            report.longrepr = f"CI=true: {marker} test {item.nodeid} skipped ({report.longrepr}); it must run in CI"

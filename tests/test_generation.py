@@ -83,7 +83,7 @@ def test_beam_search_matches_transformers(settings, checkpoint, backend, impleme
     expected = hf_generate(hf, **settings)
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, return_dict_in_generate=True,
-                          **settings)
+                          output_scores=True, **settings)
     np.testing.assert_array_equal(ours.sequences, numpy_tree(expected.sequences))
     np.testing.assert_allclose(ours.sequences_scores, numpy_tree(expected.sequences_scores), rtol=0, atol=1e-4)
 

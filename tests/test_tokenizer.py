@@ -215,6 +215,64 @@ def test_numpy_output_and_properties(ours, hf5):
     assert tokenizer.convert_tokens_to_ids("Ġthe") == theirs.convert_tokens_to_ids("Ġthe")
 
 
+def lookups(encoding, call):
+    """offset_mapping (as lists), and per row word_ids, sequence_ids and tokens, of a tokenizer's output."""
+    batched = isinstance(call["text"], list)
+    rows = len(call["text"]) if batched else 1
+    offsets = encoding["offset_mapping"]
+    offsets = offsets.tolist() if hasattr(offsets, "tolist") else offsets
+    offsets = [[list(span) for span in row] for row in (offsets if batched or np.ndim(offsets) == 3 else [offsets])]
+    return {"offset_mapping": offsets, "word_ids": [encoding.word_ids(i) for i in range(rows)],
+            "sequence_ids": [encoding.sequence_ids(i) for i in range(rows)],
+            "tokens": [encoding.tokens(i) for i in range(rows)],
+            "input_ids": np.asarray(encoding["input_ids"], dtype=object).tolist()}
+
+
+def offsets_of(tokenizer, call):
+    try:
+        return lookups(tokenizer(call["text"], call["text_pair"], return_offsets_mapping=True, **call["options"]),
+                       call)
+    except Exception as e:  # noqa: BLE001  (transformers' error, or ledref's, is the result compared)
+        return {"error": type(e).__name__}
+
+
+def test_offsets_and_word_ids_match_transformers(ours, hf5):
+    """return_offsets_mapping=True, word_ids(), sequence_ids() and tokens() on every call of the cases (pairs,
+    truncation, padding, special tokens inside the text, <mask>, add_prefix_space, NumPy output): what
+    transformers' fast tokenizer returns."""
+    compared = 0
+    for call in cases.CALLS:
+        mine, reference = offsets_of(ours[call["prefix_space"]], call), offsets_of(
+            hf5["LEDTokenizerFast", call["prefix_space"]], call)
+        assert same(mine, reference), call["name"]
+        compared += "error" not in reference
+    assert compared > 400
+    # the spans point at the text: each token's span holds the characters the token stands for
+    text = cases.TEXTS[0]
+    encoding = ours[False](text, return_offsets_mapping=True)
+    pieces = [text[a:b] for a, b in encoding["offset_mapping"]]
+    assert "".join(pieces[1:-1]).replace(" ", "") == text.replace(" ", "")
+    assert encoding["offset_mapping"][0] == encoding["offset_mapping"][-1] == (0, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=TEXT, pair=st.one_of(st.none(), TEXT), prefix=st.booleans(), max_length=st.integers(4, 24))
+def test_random_offsets_match_transformers(ours, hf5, text, pair, prefix, max_length):
+    for options in ({}, {"truncation": True, "max_length": max_length, "padding": "max_length"},
+                    {"add_special_tokens": False}):
+        call = {"text": text, "text_pair": pair, "options": options}
+        assert same(offsets_of(ours[prefix], call), offsets_of(hf5["LEDTokenizerFast", prefix], call))
+
+
+def test_offsets_bad_arguments(ours):
+    encoding = ours[False](["a b", "c"])
+    with pytest.raises(TokenizerError, match=r"batch_index=2 is not a row of this encoding of 2 rows"):
+        encoding.word_ids(2)
+    with pytest.raises(TokenizerError, match=r"return_offsets_mapping='yes'; expected True or False"):
+        ours[False]("a", return_offsets_mapping="yes")
+    assert "offset_mapping" not in encoding
+
+
 def test_global_attention_mask(ours):
     tokenizer = ours[False]
     batch = tokenizer(cases.TEXTS[:6], padding=True)
