@@ -116,10 +116,12 @@ def compare_arrays(name, reference, other, rtol=1e-5, atol=1e-6):
         return Row(name, b.shape, a.shape, False, dtype, note="shape mismatch")
     a, b = a.astype(np.float64), b.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        err = np.where(a == b, 0.0, np.abs(a - b))  # equal infinities: 0, not NaN
-        bad = ~(err <= atol + rtol * np.abs(b))  # NaN anywhere is bad
-        rel = np.where(err == 0, 0.0, err / np.abs(b))  # err / 0 -> inf
-        num, den = float(np.sum((a - b) ** 2)), float(np.sum(b ** 2))
+        equal = a == b  # equal infinities (masked scores at -inf) are equal, not NaN
+        err = np.where(equal, 0.0, np.abs(a - b))
+        bad = ~(equal | (err <= atol + rtol * np.abs(b)))  # NaN anywhere is bad
+        rel = np.where(equal, 0.0, err / np.abs(b))  # err / 0 -> inf
+        finite = np.isfinite(b)  # NMSE over the finite reference entries
+        num, den = float(np.sum(np.where(finite, err, 0.0) ** 2)), float(np.sum(np.where(finite, b, 0.0) ** 2))
     if a.size == 0:
         return Row(name, b.shape, a.shape, True, dtype, 0.0, 0.0, 0.0, None, None, 0, True)
     nmse = 0.0 if num == 0 else (num / den if den > 0 else math.inf)
