@@ -58,6 +58,9 @@ def to_numpy(a):
         return a.get()
     if isinstance(a, (np.ndarray, np.generic)):
         return np.asarray(a)
+    from .lowp import LowArray
+    if isinstance(a, LowArray):  # an emulated bfloat16 or float16 array: NumPy of that dtype
+        return np.asarray(a)
     return np.from_dlpack(a)
 
 

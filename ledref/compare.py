@@ -81,7 +81,7 @@ class Report:
         header = ["", "tensor", "shape", "dtype", "max abs", "max rel", "NMSE", "worst index", "first bad (n bad)"]
         lines = [header] + [_cells(row) for row in self.rows]
         widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
-        text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+        text = ["  ".join(c.ljust(width) for c, width in zip(line, widths, strict=True)).rstrip() for line in lines]
         n_ok = sum(row.ok for row in self.rows)
         verdict = "all OK" if self.ok else "NOT OK"
         text.append(f"{n_ok} of {len(self.rows)} tensors OK (rtol {self.rtol:g}, atol {self.atol:g}): {verdict}")

@@ -9,7 +9,7 @@ import math
 
 from array_api_compat import array_namespace, device
 
-from . import fast, inputs, reference
+from . import fast, inputs, lowp, reference
 from .backend import input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import load_params
 from .config import LEDConfig
@@ -22,15 +22,18 @@ from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, LEDEncoderBaseModelOutput, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput,
                       LEDSeq2SeqQuestionAnsweringModelOutput, LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "bfloat16", "float16")  # the last two emulated by ledref.lowp
 IMPLEMENTATIONS = ("band", "band_matrix", "dense")  # "band": ledref.fast; the others: ledref.reference
 
 
-def _check_options(dtype, attn_implementation):
+def _check_options(dtype, attn_implementation, backend=None):
     if dtype not in DTYPES:
         raise LedrefError(f"dtype={dtype!r} is not supported; expected one of {DTYPES}")
     if attn_implementation not in IMPLEMENTATIONS:
         raise LedrefError(f"attn_implementation={attn_implementation!r}; expected one of {sorted(IMPLEMENTATIONS)}")
+    if dtype in lowp.LOW_DTYPES and backend not in (None, "numpy"):
+        raise LedrefError(f"dtype={dtype!r} is emulated over NumPy (ledref.lowp); backend={backend!r} cannot run "
+                          f"it, expected None or 'numpy'")
 
 
 def shift_tokens_right(ids, pad_token_id, decoder_start_token_id):
@@ -66,19 +69,21 @@ def cross_entropy(logits, labels, ignore_index=-100):
 class LEDPreTrainedModel:
     """Weights, config and the backend they live on. Subclasses add a head and its outputs.
 
-    `from_pretrained(path, dtype="float32" | "float64", attn_implementation="band" | "dense",
-    backend=None | "numpy" | "array_api_strict" | "cupy")`. With backend=None the weights stay in NumPy
+    `from_pretrained(path, dtype="float32" | "float64" | "bfloat16" | "float16", attn_implementation="band" |
+    "dense", backend=None | "numpy" | "array_api_strict" | "cupy")`. With backend=None the weights stay in NumPy
     and follow the inputs: a call with arrays of another backend gets the weights converted to it once.
     Inputs given as nested lists or NumPy arrays go to the model's backend; outputs are arrays of the
-    inputs' backend.
+    inputs' backend. "bfloat16" and "float16" are emulated on NumPy (ledref.lowp): the reference runs
+    ("band" means "band_matrix" there), and the outputs are ledref.lowp arrays (ledref.to_numpy gives NumPy
+    arrays of the type).
     """
 
     head = None
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
-        _check_options(dtype, attn_implementation)
+        _check_options(dtype, attn_implementation, backend)
         self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
-        self.default_xp = namespace(backend or "numpy")
+        self.default_xp = lowp.namespace(dtype) if dtype in lowp.LOW_DTYPES else namespace(backend or "numpy")
         self._params = {}
         self._host_params = params
         self._params_for(self.default_xp)
@@ -88,10 +93,10 @@ class LEDPreTrainedModel:
                         revision=None, cache_dir=None, local_files_only=False):
         """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
         folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve."""
-        _check_options(dtype, attn_implementation)  # before reading any weights
+        _check_options(dtype, attn_implementation, backend)  # before reading any weights
         path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
-        params = load_params(path, config, head=cls.head, dtype=dtype)
+        params = load_params(path, config, head=cls.head, dtype="float32" if dtype in lowp.LOW_DTYPES else dtype)
         model = cls(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
         model._read_extras(path)
         return model
@@ -108,6 +113,12 @@ class LEDPreTrainedModel:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def _namespace(self, args):
+        """The namespace a call runs in: the inputs' backend, or the emulated dtype's (inputs converted)."""
+        if self.dtype in lowp.LOW_DTYPES:
+            return self.default_xp
+        return input_namespace(args, self.default_xp)
+
     @property
     def encoder(self):
         """The encoder alone: `model.encoder(input_ids, attention_mask, global_attention_mask, ...)`."""
@@ -116,9 +127,12 @@ class LEDPreTrainedModel:
     # -- which forward pass runs: ledref.fast for "band", the reference for "dense" and "band_matrix" and
     #    whenever a recorder is given (the reference names every intermediate)
 
+    def _fast(self, recorder):
+        return self.attn_implementation == "band" and recorder is None and self.dtype not in lowp.LOW_DTYPES
+
     def _run_encoder(self, params, input_ids, mask, slots, output_attentions, output_hidden_states, progress=None,
                      recorder=None):
-        if self.attn_implementation == "band" and recorder is None:
+        if self._fast(recorder):
             return fast.encoder(params, self.config, input_ids, mask, output_attentions, output_hidden_states, slots,
                                 progress)
         implementation = "band_matrix" if self.attn_implementation == "band" else self.attn_implementation
@@ -126,7 +140,7 @@ class LEDPreTrainedModel:
                                  output_hidden_states, slots, progress, recorder)
 
     def _run_decoder(self, params, *args, recorder=None):
-        if self.attn_implementation == "band" and recorder is None:
+        if self._fast(recorder):
             return fast.decoder(params, self.config, *args)
         return reference.decoder(params, self.config, *args, recorder=recorder)
 
@@ -181,7 +195,7 @@ class LEDPreTrainedModel:
             args["encoder_outputs"] = encoder_outputs.last_hidden_state
         if past_key_values:
             args["past_key_values"] = past_key_values[0][0]
-        xp = input_namespace(args, self.default_xp)
+        xp = self._namespace(args)
         params = self._params_for(xp)
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
                                                       encoder_outputs, output_attentions, output_hidden_states,
@@ -255,7 +269,7 @@ class LEDEncoder:
                  output_hidden_states=False, progress=None, recorder=None):
         model = self.model
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
-        xp = input_namespace(args, model.default_xp)
+        xp = model._namespace(args)
         return model._encode(xp, model._params_for(xp), input_ids, attention_mask, global_attention_mask, None,
                              output_attentions, output_hidden_states, progress, recorder)[2]
 

@@ -42,7 +42,7 @@ def hf_tensors(model, inputs):
         names[f"decoder.layers.{i}.output"] = out.decoder_hidden_states[i + 1]
         names[f"decoder.layers.{i}.self_attn_probs"] = out.decoder_attentions[i]
         names[f"decoder.layers.{i}.cross_attn_probs"] = out.cross_attentions[i]
-    return {k: v.numpy() for k, v in names.items()}
+    return {k: (v.float() if v.dtype in (torch.bfloat16, torch.float16) else v).numpy() for k, v in names.items()}
 
 
 def kind(name):

@@ -115,7 +115,7 @@ def test_dilation_one_and_no_autoregression_is_longformer(backend):
     tensors, mask = inputs(case)
     plain, _ = run(tensors, mask, case, "band_matrix", backend)
     per_head, _ = run(tensors, mask, {**case, "dilation": (1, 1, 1)}, "band_matrix", backend)
-    for a, b in zip(plain, per_head):
+    for a, b in zip(plain, per_head, strict=True):
         assert np.array_equal(ledref.to_numpy(a), ledref.to_numpy(b))
 
 
