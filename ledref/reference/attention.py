@@ -73,7 +73,7 @@ def place_rows(rows, positions, used, length):
 
 
 def per_head(fn, dilation, *arrays):
-    """fn(*arrays, r) when every head has the same dilation r, else head by head (axis 1), each with its own
+    """`fn(*arrays, r)` when every head has the same dilation r, else head by head (axis 1), each with its own
     (arrays whose axis 1 has one entry go whole to every head)."""
     xp = array_namespace(*arrays)
     rates = (dilation,) * arrays[0].shape[1] if isinstance(dilation, int) else tuple(dilation)
