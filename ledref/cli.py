@@ -374,6 +374,8 @@ def conformance(args):
         raise UsageError(f"{args.kernel!r}: expected MODULE:FUNCTION or path/to/file.py:FUNCTION")
     if args.check and args.dtype:
         raise UsageError(f"--check reads the dtype from {args.check}/manifest.json; drop --dtype")
+    if args.device and args.framework == "numpy":
+        raise UsageError(f"--device {args.device} places torch or JAX arrays; add --framework torch or jax")
     if args.variants and not args.dump:
         raise UsageError("--variants chooses the cases --dump writes; the in-process suite runs them for a kernel "
                          "that takes dilation and autoregressive")

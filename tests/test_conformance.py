@@ -245,6 +245,7 @@ def test_cli_bad_spec():
     for args, message in ((["--check", "x", "--dump", "y"], "give one of them"), ([], "give a kernel"),
                           ([KERNELS / "reference_kernel.py:kernel", "--check", "x"], "takes no kernel"),
                           (["--check", "x", "--dtype", "float32"], "drop --dtype"),
+                          ([KERNELS / "reference_kernel.py:kernel", "--device", "cuda"], "--framework torch"),
                           ([KERNELS / "reference_kernel.py:kernel", "--dtype", "float8"], "invalid choice")):
         run = ledref_command("conformance", *args)
         assert run.returncode == 2 and len(run.stderr.splitlines()) == 1 and message in run.stderr, run.stderr
