@@ -86,5 +86,21 @@ def literal_blocks(app, what, name, obj, options, lines):
     lines[:] = out
 
 
+def plain_bars(app, what, name, obj, options, lines):
+    """A `|` in prose (|x|, |i - j| <= w) is text, not an RST substitution: escape it outside code spans and
+    literal blocks (run after literal_blocks, which marks them)."""
+    in_block = False
+    for n, line in enumerate(lines):
+        if line.strip() == "::":
+            in_block = True
+        elif line.strip() and not line.startswith(" "):
+            in_block = False
+        if in_block or "|" not in line:
+            continue
+        parts = line.split("`")  # even parts are outside code spans
+        lines[n] = "`".join(p.replace("|", "\\|") if i % 2 == 0 else p for i, p in enumerate(parts))
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", literal_blocks)
+    app.connect("autodoc-process-docstring", plain_bars)

@@ -61,6 +61,9 @@ def to_numpy(a):
         return a.detach().cpu().numpy()
     if isinstance(a, (np.ndarray, np.generic)):
         return np.asarray(a)
+    from .lowp import LowArray
+    if isinstance(a, LowArray):  # an emulated bfloat16 or float16 array: NumPy of that dtype
+        return np.asarray(a)
     if not hasattr(a, "__dlpack__"):
         raise InputError(f"to_numpy takes an array (or a tuple or list of them, or None), got a {type(a).__name__}")
     return np.from_dlpack(a)

@@ -5,8 +5,12 @@
     ledref info PATH_OR_ID
     ledref plot --model PATH_OR_ID [--layer L] [--head H] [--view band|dense|grid] [--from N --to M] --out FILE TEXT
     ledref explore --model PATH_OR_ID [--global 0,...] [--layer L] [--summarize] --out PAGE.html TEXT
-    ledref compare REFERENCE OTHER [--rtol R] [--atol A] [--only PATTERN]
-    ledref conformance MODULE:FUNCTION|path/to/file.py:FUNCTION [--examples N]
+    ledref compare REFERENCE OTHER [--rtol R] [--atol A] [--only PATTERN]... [--exclude PATTERN]...
+                   [--tol PATTERN=RTOL,ATOL]...
+    ledref conformance MODULE:FUNCTION|path/to/file.py:FUNCTION [--dtype D] [--framework F] [--rtol R --atol A]
+                       [--examples N] [--seed S] [--dump DIR]
+    ledref conformance --dump DIR [--dtype D] [--examples N] [--seed S] [--variants]
+    ledref conformance --check DIR [--rtol R --atol A]
     ledref golden --model PATH_OR_ID|--tiny --case NAME|all|--input FILE [--dtype float64] --out DIR
     ledref --version
 
@@ -22,10 +26,11 @@ error in the input (a file, a checkpoint, a value), 2 for bad command-line usage
 
 import argparse
 import json
-import os
 import math
+import os
 import sys
 import traceback
+from dataclasses import replace
 
 from .checks import read_text as read_utf8
 from .errors import LedrefError
@@ -54,6 +59,18 @@ def positions(text):
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"token positions must be >= 0, got {text!r}")
     return values
+
+
+def tolerance(text):
+    """'PATTERN=RTOL,ATOL' -> (pattern, rtol, atol)."""
+    pattern, sep, values = text.rpartition("=")
+    try:
+        rtol, atol = (float(v) for v in values.split(","))
+    except ValueError:
+        rtol = None
+    if not sep or not pattern or rtol is None or rtol < 0 or atol < 0:
+        raise argparse.ArgumentTypeError(f"expected PATTERN=RTOL,ATOL with tolerances >= 0, got {text!r}")
+    return pattern, rtol, atol
 
 
 def early_stopping(text):
@@ -153,14 +170,40 @@ def build_parser():
     m.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
     m.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance (default 1e-6); an element is bad "
                                                              "when |other - ref| > atol + rtol * |ref|")
-    m.add_argument("--only", metavar="PATTERN", help="compare only tensors whose name matches this fnmatch glob, "
-                                                      "e.g. 'encoder.layers.0.*'")
+    m.add_argument("--only", metavar="PATTERN", action="append",
+                   help="compare only tensors whose name matches this fnmatch glob, e.g. 'encoder.layers.0.*' "
+                        "(repeat for several)")
+    m.add_argument("--exclude", metavar="PATTERN", action="append",
+                   help="leave out tensors whose name matches this glob, e.g. '*.band_scores*' (repeat for several)")
+    m.add_argument("--tol", metavar="PATTERN=RTOL,ATOL", action="append", type=tolerance,
+                   help="tolerances for the tensors matching PATTERN, e.g. '*.local_probs=1e-3,1e-6' (repeat for "
+                        "several; the first match wins; the others get --rtol and --atol)")
 
-    k = commands.add_parser("conformance", help="check a Longformer attention kernel against ledref's reference")
-    k.add_argument("kernel", metavar="MODULE:FUNCTION", help="the kernel: package.module:function or "
-                                                            "path/to/file.py:function (signature: see ledref.testing)")
-    k.add_argument("--examples", type=int, default=100, help="hypothesis-generated cases after the catalogue "
-                                                            "(default 100; 0 for none)")
+    k = commands.add_parser("conformance", help="check a Longformer attention kernel against ledref's reference, "
+                                                "in this process or through files")
+    k.add_argument("kernel", metavar="MODULE:FUNCTION", nargs="?",
+                   help="the kernel: package.module:function or path/to/file.py:function (signature: see "
+                        "ledref.testing); not with --check")
+    k.add_argument("--dtype", choices=["float64", "float32", "float16", "bfloat16"],
+                   help="the dtype of the kernel's inputs (default float64; --check reads it from the manifest); "
+                        "the reference is float64 and the default tolerances are the dtype's (docs/tolerances.md)")
+    k.add_argument("--framework", choices=["numpy", "torch", "jax"], default="numpy",
+                   help="the kernel gets NumPy arrays, torch tensors or JAX arrays (default numpy)")
+    k.add_argument("--device", help="torch or JAX device of the inputs, e.g. cuda (default cpu)")
+    k.add_argument("--rtol", type=float, help="relative tolerance for every output (default: the dtype's, per output)")
+    k.add_argument("--atol", type=float, help="absolute tolerance for every output (default: the dtype's, per output); "
+                                              "an element is bad when |kernel - ref| > atol + rtol * |ref|")
+    k.add_argument("--examples", type=int, help="hypothesis-generated cases after the catalogue (default 100; 0 for "
+                                                "none); with --dump alone, fixed random cases to write (default 20)")
+    k.add_argument("--seed", type=int, default=0, help="seed of the generated cases (default 0)")
+    k.add_argument("--dump", metavar="DIR", help="write every case's inputs and a manifest as safetensors into DIR, "
+                                                 "for a kernel in any language (with a kernel: run it too, and add "
+                                                 "the shrunk failing hypothesis case)")
+    k.add_argument("--check", metavar="DIR", help="compare the outputs/ a kernel wrote into a --dump DIR with the "
+                                                  "reference")
+    k.add_argument("--variants", action="store_true",
+                   help="with --dump: the dilated and autoregressive cases too (the kernel takes dilation and "
+                        "autoregressive)")
 
     g = commands.add_parser("golden", help="write inputs, config and every intermediate of a forward pass")
     source = g.add_mutually_exclusive_group()
@@ -171,7 +214,7 @@ def build_parser():
     what.add_argument("--input", help="a .safetensors file with input_ids (and optionally attention_mask, "
                                       "global_attention_mask, decoder_input_ids)")
     what.add_argument("--list", action="store_true", help="print the catalogue of cases")
-    g.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    g.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"], default="float64")
     g.add_argument("--seed", type=int, default=0, help="seed of the case's inputs (and of --tiny's weights)")
     g.add_argument("--out", help="directory to write <case>.safetensors into")
     for sub in commands.choices.values():  # --debug after the command too, without overriding one before it
@@ -350,17 +393,25 @@ def golden(args):
         for case in cases:
             if case not in CASES:
                 raise UsageError(f"--case {case!r} is not in the catalogue; expected one of {sorted(CASES)} or all")
-            if CASES[case][1] and not args.tiny:
-                if args.case == "all":
-                    continue
+            if CASES[case][1] and not args.tiny and args.case != "all":
                 raise UsageError(f"case {case} changes the attention window; it needs --tiny")
-        runs = [(case, None) for case in cases if args.tiny or not CASES[case][1]]
+        runs = []
+        for case in cases:
+            if CASES[case][1] and not args.tiny:
+                print(f"skipped {case}: it changes the attention window ({CASES[case][1]}), which needs --tiny",
+                      file=sys.stderr)
+            else:
+                runs.append((case, None))
     model = None if args.tiny else _golden_model(args)
     for case, inputs in runs:
-        m = tiny_model(case if case in CASES else None, dtype=args.dtype, seed=args.seed) if args.tiny else model
+        checkpoint = args.model
+        if args.tiny:  # the weights beside the golden file, so that another implementation loads the same
+            checkpoint = os.path.join(args.out, case)
+            model = tiny_model(case if case in CASES else None, dtype=args.dtype, seed=args.seed, path=checkpoint)
         if inputs is None:
-            inputs = case_inputs(case, m.config.vocab_size, seed=args.seed)
-        print(write_golden(m, inputs, args.out, case, seed=args.seed))
+            inputs = case_inputs(case, model.config.vocab_size, seed=args.seed)
+        print(write_golden(model, inputs, args.out, case, seed=args.seed,
+                           checkpoint=case if args.tiny else checkpoint))
 
 
 def _golden_model(args):
@@ -395,7 +446,8 @@ def compare_command(args):
     from .compare import compare
     if args.rtol < 0 or args.atol < 0:
         raise UsageError(f"--rtol {args.rtol} --atol {args.atol}: tolerances must be >= 0")
-    report = compare(args.reference, args.other, rtol=args.rtol, atol=args.atol, only=args.only)
+    report = compare(args.reference, args.other, rtol=args.rtol, atol=args.atol, only=args.only,
+                     exclude=args.exclude, tolerances=args.tol)
     print(report.format())
     return 0 if report.ok else 1
 
@@ -411,16 +463,51 @@ def demo(args):
 
 
 def conformance(args):
-    """Run the conformance suite on a kernel and print the report; status 1 unless every case passed."""
+    """Run the conformance suite on a kernel, write its cases to files, or check files a kernel wrote; print the
+    report; status 1 unless every case passed."""
+    from .conformance_files import check, default_cases, dump
     from .testing import check_longformer_attention, load_kernel
-    if ":" not in args.kernel:
+    if args.dump and args.check:
+        raise UsageError("--dump writes cases and --check reads outputs; give one of them")
+    if args.check and args.kernel:
+        raise UsageError(f"--check compares the files in {args.check}; it takes no kernel ({args.kernel})")
+    if not (args.kernel or args.dump or args.check):
+        raise UsageError("give a kernel (MODULE:FUNCTION), --dump DIR or --check DIR")
+    if args.kernel and ":" not in args.kernel:
         raise UsageError(f"{args.kernel!r}: expected MODULE:FUNCTION or path/to/file.py:FUNCTION")
-    if args.examples < 0:
-        raise UsageError(f"--examples {args.examples}: expected a number >= 0")
-    report = check_longformer_attention(load_kernel(args.kernel), examples=args.examples)
-    report.kernel = args.kernel
-    print(report.format())
-    return 0 if report.ok else 1
+    if args.check and args.dtype:
+        raise UsageError(f"--check reads the dtype from {args.check}/manifest.json; drop --dtype")
+    if args.device and args.framework == "numpy":
+        raise UsageError(f"--device {args.device} places torch or JAX arrays; add --framework torch or jax")
+    if args.variants and not args.dump:
+        raise UsageError("--variants chooses the cases --dump writes; the in-process suite runs them for a kernel "
+                         "that takes dilation and autoregressive")
+    for name in ("examples", "rtol", "atol"):
+        if (getattr(args, name) or 0) < 0:
+            raise UsageError(f"--{name} {getattr(args, name)}: expected a number >= 0")
+    if args.check:
+        report = check(args.check, rtol=args.rtol, atol=args.atol)
+        print(report.format())
+        return 0 if report.ok else 1
+    dtype = args.dtype or "float64"
+    report = None
+    if args.kernel:
+        examples = 100 if args.examples is None else args.examples
+        report = check_longformer_attention(load_kernel(args.kernel), rtol=args.rtol, atol=args.atol,
+                                            examples=examples, dtype=dtype, framework=args.framework,
+                                            device=args.device, seed=args.seed)
+        report.kernel = args.kernel
+        print(report.format())
+    if args.dump:
+        examples = 20 if args.examples is None or args.kernel else args.examples
+        shrunk = [replace(r.case, name="hypothesis_shrunk") for r in (report.results if report else [])
+                  if r.name == "hypothesis" and not r.passed and r.case is not None]
+        cases = default_cases(examples, args.seed, args.variants) + shrunk
+        dump(args.dump, cases, dtype=dtype)
+        print(f"wrote the inputs of {len(cases)} cases ({dtype}) and manifest.json to {args.dump}"
+              + (" (with the shrunk failing hypothesis case as hypothesis_shrunk)" if shrunk else "")
+              + f"; write outputs/<case>.safetensors, then: ledref conformance --check {args.dump}")
+    return 0 if report is None or report.ok else 1
 
 
 def main(argv=None):

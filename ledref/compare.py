@@ -1,6 +1,7 @@
 """Compare two sets of tensors, llm.c style: one line per tensor, OK or NOT OK, with the max error.
 
-    report = compare("reference.safetensors", "mine.safetensors", rtol=1e-5, atol=1e-6, only="encoder.*")
+    report = compare("reference.safetensors", "mine.safetensors", rtol=1e-5, atol=1e-6, only="encoder.*",
+                     exclude="*.band_scores", tolerances={"*.local_probs": (1e-3, 1e-6)})
     print(report)          # the table
     report.ok              # True only when every tensor is OK
 
@@ -9,7 +10,8 @@ name are compared; a file on one side only is a NOT OK row), or two dicts name -
 
 Every comparison is done in float64, with `other` measured against `reference` as in numpy.isclose:
 element (a from other, b from reference) is bad when `|a - b| > atol + rtol * |b|`, or when either is NaN
-(equal infinities are fine). Per tensor the row gives
+(equal entries are fine, equal infinities included: masked band scores are -inf in every dtype). Per
+tensor the row gives
 
 - max_abs_err  `max |a - b|`
 - max_rel_err  `max |a - b| / |b|` (inf where b is 0 and a is not)
@@ -19,8 +21,12 @@ element (a from other, b from reference) is bad when `|a - b| > atol + rtol * |b
 
 A tensor whose shapes differ, or that only one side has, is a NOT OK row without errors.
 
-`only` is an fnmatch (shell glob, case-sensitive) pattern: `encoder.layers.0.*`, `*attn*`, `*.k_proj.?eight`.
-In directory mode it is matched against the tensor name and against `file.safetensors/tensor`.
+`only` and `exclude` are fnmatch (shell glob, case-sensitive) patterns, or lists of them: `encoder.layers.0.*`,
+`*attn*`, `*.k_proj.?eight`. A tensor is compared when it matches one of `only` (all do without it) and none
+of `exclude`. In directory mode a pattern is matched against the tensor name and against
+`file.safetensors/tensor`. `tolerances` gives other (rtol, atol) to the tensors matching a pattern: a dict
+pattern -> (rtol, atol), or a list of (pattern, rtol, atol); the first matching pattern wins, the others
+get rtol and atol. A row's tolerances are in `row.rtol` and `row.atol`.
 """
 
 import fnmatch
@@ -56,6 +62,8 @@ class Row:
     n_bad: int = 0
     ok: bool = False
     note: str = ""  # why a row without errors is NOT OK: "only in reference", "shape mismatch", ...
+    rtol: float | None = None  # the tolerances this row was judged with
+    atol: float | None = None
 
 
 @dataclass
@@ -64,6 +72,7 @@ class Report:
     rows: list = field(default_factory=list)
     rtol: float = 1e-5
     atol: float = 1e-6
+    tolerances: list = field(default_factory=list)  # (pattern, rtol, atol) for the tensors matching pattern
 
     @property
     def ok(self):
@@ -82,10 +91,12 @@ class Report:
         header = ["", "tensor", "shape", "dtype", "max abs", "max rel", "NMSE", "worst index", "first bad (n bad)"]
         lines = [header] + [_cells(row) for row in self.rows]
         widths = [max(len(line[c]) for line in lines) for c in range(len(header))]
-        text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+        text = ["  ".join(c.ljust(width) for c, width in zip(line, widths, strict=True)).rstrip() for line in lines]
         n_ok = sum(row.ok for row in self.rows)
         verdict = "all OK" if self.ok else "NOT OK"
-        text.append(f"{n_ok} of {len(self.rows)} tensors OK (rtol {self.rtol:g}, atol {self.atol:g}): {verdict}")
+        limits = f"rtol {self.rtol:g}, atol {self.atol:g}" + "".join(f"; {p}: rtol {r:g}, atol {a:g}"
+                                                                    for p, r, a in self.tolerances)
+        text.append(f"{n_ok} of {len(self.rows)} tensors OK ({limits}): {verdict}")
         return "\n".join(text)
 
     def __str__(self):
@@ -137,15 +148,17 @@ def compare_arrays(name, reference, other, rtol=1e-5, atol=1e-6):
     b, a = _numbers(reference, name, "reference"), _numbers(other, name, "other")
     dtype = str(b.dtype) if a.dtype == b.dtype else f"{b.dtype} vs {a.dtype}"
     if a.shape != b.shape:
-        return Row(name, b.shape, a.shape, False, dtype, note="shape mismatch")
+        return Row(name, b.shape, a.shape, False, dtype, note="shape mismatch", rtol=rtol, atol=atol)
     a, b = a.astype(np.float64), b.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        err = np.where(a == b, 0.0, np.abs(a - b))  # equal infinities: 0, not NaN
-        bad = ~(err <= atol + rtol * np.abs(b))  # NaN anywhere is bad
-        rel = np.where(err == 0, 0.0, err / np.abs(b))  # err / 0 -> inf
-        num, den = float(np.sum((a - b) ** 2)), float(np.sum(b ** 2))
+        equal = a == b  # equal infinities (masked scores at -inf) are equal, not NaN
+        err = np.where(equal, 0.0, np.abs(a - b))
+        bad = ~(equal | ((err < np.inf) & (err <= atol + rtol * np.abs(b))))  # NaN, or an unequal inf, is bad
+        rel = np.where(equal, 0.0, np.where(err == np.inf, np.inf, err / np.abs(b)))  # err / 0 -> inf
+        finite = np.isfinite(b)  # NMSE over the finite reference entries
+        num, den = float(np.sum(np.where(finite, err, 0.0) ** 2)), float(np.sum(np.where(finite, b, 0.0) ** 2))
     if a.size == 0:
-        return Row(name, b.shape, a.shape, True, dtype, 0.0, 0.0, 0.0, None, None, 0, True)
+        return Row(name, b.shape, a.shape, True, dtype, 0.0, 0.0, 0.0, None, None, 0, True, rtol=rtol, atol=atol)
     nmse = 0.0 if num == 0 else (num / den if den > 0 else math.inf)
     ranked = np.where(np.isnan(err), np.inf, err)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(ranked)), err.shape))
@@ -153,16 +166,54 @@ def compare_arrays(name, reference, other, rtol=1e-5, atol=1e-6):
     first_bad = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape)) if n_bad else None
     max_rel = float(np.nan if np.isnan(rel).any() else np.max(rel))
     return Row(name, b.shape, a.shape, True, dtype, float(err[worst]), max_rel, nmse, worst, first_bad, n_bad,
-               n_bad == 0)
+               n_bad == 0, rtol=rtol, atol=atol)
 
 
-def compare(reference, other, rtol=1e-5, atol=1e-6, only=None):
+class Selection:
+    """Which tensors a comparison takes (`only`, `exclude`) and with which tolerances (see the module
+    docstring). Patterns match the tensor name, or `file/tensor` in directory mode."""
+
+    def __init__(self, rtol=1e-5, atol=1e-6, only=None, exclude=None, tolerances=None):
+        self.rtol, self.atol = rtol, atol
+        self.only = [only] if isinstance(only, str) else list(only or [])
+        self.exclude = [exclude] if isinstance(exclude, str) else list(exclude or [])
+        if isinstance(tolerances, dict):
+            tolerances = [(pattern, *values) for pattern, values in tolerances.items()]
+        self.tolerances = [tuple(t) for t in tolerances or []]
+        for t in self.tolerances:
+            if len(t) != 3 or not isinstance(t[0], str) or min(t[1], t[2]) < 0:
+                raise CompareError(f"tolerances entry {t!r}: expected (pattern, rtol >= 0, atol >= 0)")
+
+    @staticmethod
+    def _matches(pattern, name, file):
+        return fnmatch.fnmatchcase(name, pattern) or (file is not None and fnmatch.fnmatchcase(f"{file}/{name}",
+                                                                                              pattern))
+
+    def selected(self, name, file=None):
+        """Whether tensor `name` (of `file` in directory mode) is compared."""
+        if self.only and not any(self._matches(p, name, file) for p in self.only):
+            return False
+        return not any(self._matches(p, name, file) for p in self.exclude)
+
+    def tolerance(self, name, file=None):
+        """(rtol, atol) for tensor `name`: the first matching pattern's, else the defaults."""
+        for pattern, rtol, atol in self.tolerances:
+            if self._matches(pattern, name, file):
+                return rtol, atol
+        return self.rtol, self.atol
+
+
+def compare(reference, other, rtol=1e-5, atol=1e-6, only=None, exclude=None, tolerances=None):
     """Compare `other` with `reference`: two safetensors files, two directories of them, or two dicts
-    name -> array. `only`: an fnmatch pattern selecting tensor names. Returns a Report (rows, ok)."""
+    name -> array. `only`, `exclude`: fnmatch patterns (or lists) selecting tensor names; `tolerances`:
+    other (rtol, atol) by pattern. Returns a Report (rows, ok)."""
     rtol, atol = _tolerances(rtol, atol)
-    if only is not None and not isinstance(only, str):
-        raise CompareError(f"only={short(only)}; expected an fnmatch pattern (str) or None")
-    report = Report(rtol=rtol, atol=atol)
+    for name, value in (("only", only), ("exclude", exclude)):
+        if value is not None and not (isinstance(value, str) or (isinstance(value, (list, tuple))
+                                                                  and all(isinstance(p, str) for p in value))):
+            raise CompareError(f"{name}={short(value)}; expected an fnmatch pattern (str), a list of them, or None")
+    selection = Selection(rtol, atol, only, exclude, tolerances)
+    report = Report(rtol=rtol, atol=atol, tolerances=selection.tolerances)
     if isinstance(reference, dict) or isinstance(other, dict):
         if not (isinstance(reference, dict) and isinstance(other, dict)):
             raise CompareError("reference and other must both be dicts, or both paths")
@@ -170,37 +221,32 @@ def compare(reference, other, rtol=1e-5, atol=1e-6, only=None):
             for name in tensors:
                 if not isinstance(name, str):
                     raise CompareError(f"{side} has the tensor name {short(name)}; expected str names")
-        report.rows = _compare_sets(reference, other, rtol, atol, only)
+        report.rows = _compare_sets(reference, other, selection)
     else:
         kinds = [_kind(reference, "reference"), _kind(other, "other")]
         if kinds[0] != kinds[1]:
             raise CompareError(f"reference {reference} is a {kinds[0]} but other {other} is a {kinds[1]}; "
                                f"expected two files or two directories")
         if kinds[0] == "file":
-            report.rows = _compare_sets(_lazy(reference), _lazy(other), rtol, atol, only)
+            report.rows = _compare_sets(_lazy(reference), _lazy(other), selection)
         else:
-            report.rows = _compare_directories(reference, other, rtol, atol, only)
-    if only is not None and not report.rows:
-        raise CompareError(f"no tensor name matches the pattern {only!r}")
+            report.rows = _compare_directories(reference, other, selection)
+    if (selection.only or selection.exclude) and not report.rows:
+        what = " ".join([f"--only {p!r}" for p in selection.only] + [f"--exclude {p!r}" for p in selection.exclude])
+        raise CompareError(f"no tensor is left to compare by {what}")
     if not report.rows:
         raise CompareError("nothing to compare: reference and other hold no tensors; expected at least one")
     return report
 
 
-def _selected(name, only, file=None):
-    if only is None:
-        return True
-    return fnmatch.fnmatchcase(name, only) or (file is not None and fnmatch.fnmatchcase(f"{file}/{name}", only))
-
-
-def _compare_sets(reference, other, rtol, atol, only, file=None):
+def _compare_sets(reference, other, selection, file=None):
     """Rows for two mappings name -> array (or -> a function that loads it), in the reference's order,
     then the names only `other` has."""
     rows = []
     prefix = f"{file}/" if file else ""
     names = list(reference) + [n for n in other if n not in reference]
     for name in names:
-        if not _selected(name, only, file):
+        if not selection.selected(name, file):
             continue
         if name not in other or name not in reference:
             side, present = ("reference", reference) if name in reference else ("other", other)
@@ -208,21 +254,22 @@ def _compare_sets(reference, other, rtol, atol, only, file=None):
             shape_ref, shape_other = (a.shape, None) if side == "reference" else (None, a.shape)
             rows.append(Row(prefix + name, shape_ref, shape_other, False, str(a.dtype), note=f"only in {side}"))
             continue
+        rtol, atol = selection.tolerance(name, file)
         rows.append(compare_arrays(prefix + name, _load(reference[name]), _load(other[name]), rtol, atol))
     return rows
 
 
-def _compare_directories(reference, other, rtol, atol, only):
+def _compare_directories(reference, other, selection):
     files = [sorted(f for f in os.listdir(d) if f.endswith(".safetensors")) for d in (reference, other)]
     rows = []
     for file in files[0] + [f for f in files[1] if f not in files[0]]:
         if file in files[0] and file in files[1]:
             rows += _compare_sets(_lazy(os.path.join(reference, file)), _lazy(os.path.join(other, file)),
-                                  rtol, atol, only, file)
+                                  selection, file)
             continue
         side, directory = ("reference", reference) if file in files[0] else ("other", other)
         names = list(_lazy(os.path.join(directory, file)))
-        if only is None or fnmatch.fnmatchcase(file, only) or any(_selected(n, only, file) for n in names):
+        if any(selection.selected(n, file) for n in names) or (selection.only and selection.selected(file)):
             rows.append(Row(file, None, None, False, "-", note=f"file only in {side} ({len(names)} tensors)"))
     return rows
 

@@ -2,8 +2,10 @@
 for engineers checking their own LED or Longformer implementation tensor by tensor (with `ledref compare`).
 
 A catalogue of named cases covers the edge cases of Longformer's layout. Cases that change the window
-(window_2, per_layer_windows, window_ge_length) need a model made for them: `tiny_model(case)` makes a
-small random one, which is what `ledref golden --tiny` uses.
+(window_2, per_layer_windows, window_ge_length, long_4096) need a model made for them: `tiny_model(case)`
+makes a small random one (float32 weights, loaded in any dtype), which is what `ledref golden --tiny` uses;
+`ledref golden --tiny` writes that checkpoint beside each golden file (`<case>/config.json` and
+`<case>/model.safetensors`), so that another implementation can load the very weights.
 """
 
 import hashlib
@@ -72,8 +74,10 @@ def case_inputs(name, vocab_size, seed=0):
     return inputs
 
 
-def tiny_model(case=None, dtype="float64", seed=0):
-    """A small random LEDForConditionalGeneration for a case (its config overrides applied)."""
+def tiny_model(case=None, dtype="float64", seed=0, path=None):
+    """A small random LEDForConditionalGeneration for a case (its config overrides applied), loaded in
+    `dtype`. Its weights are float32 (ledref.checkpoint.random_state_dict(seed)), the same for every dtype;
+    the checkpoint is written to `path` and kept there, or to a temporary directory that is removed."""
     from .model import DTYPES, LEDForConditionalGeneration
     if case is not None:
         _check_case(case)
@@ -81,9 +85,11 @@ def tiny_model(case=None, dtype="float64", seed=0):
     check_int("seed", seed, InputError, minimum=0)
     overrides = CASES[case][1] if case is not None else {}
     config = LEDConfig(**{**TINY, **overrides})
-    path = tempfile.mkdtemp(prefix="ledref-tiny-")
-    save_checkpoint(path, config, random_state_dict(config, seed=seed, dtype=dtype))
-    return LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    if path is not None:
+        save_checkpoint(path, config, random_state_dict(config, seed=seed, dtype="float32"))
+        return LEDForConditionalGeneration.from_pretrained(path, dtype=dtype)
+    with tempfile.TemporaryDirectory(prefix="ledref-tiny-") as path:
+        return tiny_model(case, dtype, seed, path)
 
 
 def config_hash(config):
@@ -107,9 +113,10 @@ def record(model, inputs):
     return {name: np.asarray(to_numpy(value)) for name, value in recorder.tensors.items()}
 
 
-def write_golden(model, inputs, out_dir, case, seed=0):
+def write_golden(model, inputs, out_dir, case, seed=0, checkpoint=None):
     """Write <out_dir>/<case>.safetensors: inputs.* and every intermediate, with metadata (ledref version,
-    dtype, case, config and its hash, seed). Returns the file's path."""
+    dtype, case, config and its hash, seed, and `checkpoint`: where the weights are, when given). Returns
+    the file's path."""
     from . import __version__
     from .backend import to_numpy
     if not isinstance(case, str) or not inside(case) or "/" in case:
@@ -125,5 +132,7 @@ def write_golden(model, inputs, out_dir, case, seed=0):
     path = os.path.join(out_dir, f"{case}.safetensors")
     metadata = {"ledref_version": __version__, "dtype": model.dtype, "case": case, "seed": str(seed),
                 "config_hash": config_hash(model.config), "config": json.dumps(model.config.to_dict())}
+    if checkpoint is not None:
+        metadata["checkpoint"] = os.fspath(checkpoint)
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, path, metadata=metadata)
     return path

@@ -1,16 +1,20 @@
 """Turn the arguments of a forward call into arrays of the model's backend, or say clearly what is wrong."""
 
 import numpy as np
-from array_api_compat import is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj
 
 from .errors import InputError
 
 
 def to_array(value, xp, name):
-    """An Array API array as it is; nested lists or NumPy arrays as an xp array (ragged lists are an error)."""
+    """An xp array as it is; nested lists, NumPy arrays (or arrays of another namespace, read through NumPy)
+    as an xp array (ragged lists are an error)."""
     if is_array_api_obj(value):
-        return value
-    if isinstance(value, (str, bytes, dict, set)):
+        from .backend import namespace_name, to_numpy
+        if namespace_name(array_namespace(value)) == namespace_name(xp):
+            return value
+        value = to_numpy(value)
+    elif isinstance(value, (str, bytes, dict, set)):
         raise InputError(f"{name} is a {type(value).__name__}; expected an array (or nested lists) of numbers")
     try:
         a = np.asarray(value)

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj
 
-from . import fast, inputs, reference
+from . import fast, inputs, lowp, reference
 from .backend import input_device, input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import check_params, flatten, load_params, save_params, tensor_shapes
 from .checks import check_bool, check_callable, check_choice, check_int, short
@@ -25,7 +25,7 @@ from .hub import resolve
 from .outputs import (SEQ2SEQ_FIELDS, BaseModelOutputWithPastAndCrossAttentions, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput, LEDSeq2SeqQuestionAnsweringModelOutput,
                       LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
 
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "bfloat16", "float16")  # the last two emulated by ledref.lowp
 IMPLEMENTATIONS = ("band", "band_matrix", "dense")  # "band": ledref.fast; the others: ledref.reference
 
 
@@ -34,6 +34,9 @@ def _check_options(dtype, attn_implementation, backend=None):
     check_choice("attn_implementation", attn_implementation, sorted(IMPLEMENTATIONS), InputError)
     if backend is not None and not isinstance(backend, str):
         raise InputError(f"backend={short(backend)} is not supported; expected None or a backend name (str)")
+    if dtype in lowp.LOW_DTYPES and backend not in (None, "numpy"):
+        raise InputError(f"dtype={dtype!r} is emulated over NumPy (ledref.lowp); backend={backend!r} cannot run "
+                         f"it, expected None or 'numpy'")
 
 
 def _check_call(output_hidden_states=False, progress=None, recorder=None, use_cache=False):
@@ -142,11 +145,13 @@ class LEDEmbedding:
 class LEDPreTrainedModel:
     """Weights, config and the backend they live on. Subclasses add a head and its outputs.
 
-    `from_pretrained(path, dtype="float32" | "float64" | "auto", attn_implementation="band" | "dense",
-    backend=None | "numpy" | "array_api_strict" | "cupy")`. With backend=None the weights stay in NumPy
-    and follow the inputs: a call with arrays of another backend gets the weights converted to it once.
-    Inputs given as nested lists or NumPy arrays go to the model's backend; outputs are arrays of the
-    inputs' backend.
+    `from_pretrained(path, dtype="float32" | "float64" | "bfloat16" | "float16" | "auto", attn_implementation=
+    "band" | "band_matrix" | "dense", backend=None | "numpy" | "array_api_strict" | "torch" | "cupy")`. With
+    backend=None the weights stay in NumPy and follow the inputs: a call with arrays of another backend
+    gets the weights converted to it once. Inputs given as nested lists or NumPy arrays go to the model's
+    backend; outputs are arrays of the inputs' backend. "bfloat16" and "float16" are emulated on NumPy
+    (ledref.lowp): the reference runs ("band" means "band_matrix" there), and the outputs are ledref.lowp
+    arrays (ledref.to_numpy gives NumPy arrays of the type).
 
     As in transformers, forward arguments left at None take their value from the config (`use_cache`,
     `output_attentions`, `output_hidden_states`, `return_dict`); `return_dict=False` returns
@@ -166,7 +171,7 @@ class LEDPreTrainedModel:
                               f"one from a dict)")
         check_params(params, config, self.head)
         self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
-        self.default_xp = namespace(backend or "numpy")
+        self.default_xp = lowp.namespace(dtype) if dtype in lowp.LOW_DTYPES else namespace(backend or "numpy")
         self._params = {}
         self._host_params = params
         self._params_for(self.default_xp)
@@ -177,16 +182,16 @@ class LEDPreTrainedModel:
         """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
         folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve.
 
-        `dtype` (or `torch_dtype`, transformers' older name for it): "float32" (the default) or "float64",
-        as a string, a NumPy dtype or a torch dtype; "auto" is the checkpoint's own dtype (see
-        checkpoint_dtype)."""
+        `dtype` (or `torch_dtype`, transformers' older name for it): "float32" (the default), "float64", or
+        "bfloat16" / "float16" (emulated, see ledref.lowp), as a string, a NumPy dtype or a torch dtype;
+        "auto" is the checkpoint's own dtype (see checkpoint_dtype)."""
         dtype = _requested_dtype(dtype, torch_dtype)
         _check_options("float32" if dtype == "auto" else dtype, attn_implementation, backend)  # before reading
         path = resolve(name_or_path, revision, cache_dir, local_files_only)
         config = LEDConfig.from_pretrained(path)
         if dtype == "auto":
             dtype = checkpoint_dtype(path, config)
-        params = load_params(path, config, head=cls.head, dtype=dtype)
+        params = load_params(path, config, head=cls.head, dtype="float32" if dtype in lowp.LOW_DTYPES else dtype)
         model = cls(config, params, dtype=dtype, attn_implementation=attn_implementation, backend=backend)
         model._read_extras(path)
         return model
@@ -240,6 +245,11 @@ class LEDPreTrainedModel:
                 f"  head: {head}\n"
                 f"  {self.num_parameters():,} parameters, {self.dtype}, attention {self.attn_implementation}, "
                 f"backend {namespace_name(self.default_xp)}\n)")
+    def _namespace(self, args):
+        """The namespace a call runs in: the inputs' backend, or the emulated dtype's (inputs converted)."""
+        if self.dtype in lowp.LOW_DTYPES:
+            return self.default_xp
+        return input_namespace(args, self.default_xp)
 
     @property
     def encoder(self):
@@ -250,16 +260,21 @@ class LEDPreTrainedModel:
     #    "band" and a recorder, the encoder layers and the decoder of which the recorder wants something run
     #    the reference (which names every intermediate), the others the fast path
 
+    def _fast(self):
+        """Whether the fast path runs: attn_implementation "band", except in the emulated low precisions."""
+        return self.attn_implementation == "band" and self.dtype not in lowp.LOW_DTYPES
+
     def _run_encoder(self, params, input_ids, mask, slots, output_attentions, output_hidden_states, progress=None,
                      recorder=None, attention_heads=None, inputs_embeds=None):
-        if self.attn_implementation == "band":
+        if self._fast():
             return fast.encoder(params, self.config, input_ids, mask, output_attentions, output_hidden_states, slots,
                                 progress, attention_heads, recorder, inputs_embeds)
-        return reference.encoder(params, self.config, input_ids, mask, self.attn_implementation, output_attentions,
+        implementation = "band_matrix" if self.attn_implementation == "band" else self.attn_implementation
+        return reference.encoder(params, self.config, input_ids, mask, implementation, output_attentions,
                                  output_hidden_states, slots, progress, recorder, attention_heads, inputs_embeds)
 
     def _run_decoder(self, params, *args, recorder=None, inputs_embeds=None):
-        if self.attn_implementation == "band" and not (recorder and recorder.wants_decoder(self.config.decoder_layers)):
+        if self._fast() and not (recorder and recorder.wants_decoder(self.config.decoder_layers)):
             return fast.decoder(params, self.config, *args, inputs_embeds=inputs_embeds)
         return reference.decoder(params, self.config, *args, recorder=recorder, inputs_embeds=inputs_embeds)
 
@@ -425,7 +440,7 @@ class LEDPreTrainedModel:
         if past_key_values is not None:
             self._check_past_structure(past_key_values)
             args["past_key_values"] = past_key_values[0][0]
-        xp = input_namespace(args, self.default_xp)
+        xp = self._namespace(args)
         params = self._params_for(xp, input_device(args))
         input_ids, attention_mask, enc = self._encode(xp, params, input_ids, attention_mask, global_attention_mask,
                                                       encoder_outputs, output_attentions, output_hidden_states,
@@ -515,7 +530,7 @@ class LEDEncoder:
             config.encoder_attention_heads)
         args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
                     inputs_embeds=inputs_embeds)
-        xp = input_namespace(args, model.default_xp)
+        xp = model._namespace(args)
         params = model._params_for(xp, input_device(args))
         out = model._encode(xp, params, input_ids, attention_mask, global_attention_mask, None, output_attentions,
                             model._flag("output_hidden_states", output_hidden_states), progress, recorder,
@@ -546,7 +561,7 @@ class LEDDecoder:
         if past_key_values is not None:
             model._check_past_structure(past_key_values)
             args["past_key_values"] = past_key_values[0][0]
-        xp = input_namespace(args, model.default_xp)
+        xp = model._namespace(args)
         if input_ids is None and inputs_embeds is None:
             raise InputError("input_ids and inputs_embeds are both None; expected the decoder's token ids "
                              "(batch, length) or their embeddings")

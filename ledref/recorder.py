@@ -8,7 +8,7 @@ Names: encoder.embeddings; encoder.layers.<i>.{q, k, v, band_scores, band_scores
 v_global, local_probs, global_probs, attention_output, output}; decoder.embeddings;
 decoder.layers.<i>.{self_attn_probs, cross_attn_probs, output}; logits. q and q_global are already divided
 by sqrt(d); q_global holds the global slots' rows [B, H, x, d]; band scores are [B, H, Lp, 2w+1] at the
-padded length (pad, global and out-of-range keys at the dtype's finfo.min after masking); local_probs and
+padded length (pad, global and out-of-range keys at -inf after masking, which compares equal in every dtype); local_probs and
 global_probs are in transformers' layout at the padded length.
 
 Only what `only` keeps is computed for the record: the band scores, which the forward pass itself never

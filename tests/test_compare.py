@@ -162,3 +162,49 @@ def test_errors_are_one_line(tmp_path, files):
     assert run.returncode == 1 and "junk.safetensors" in run.stderr and len(run.stderr.splitlines()) == 1
     run = ledref_command("compare", ref)
     assert run.returncode == 2 and run.stderr.startswith("ledref: error: ")
+
+
+def test_several_only_and_exclude(files):
+    ref, write = files
+    d = tensors()
+    d["decoder.out"][0] += 1.0
+    d["encoder.layers.0.attn.q"][0, 0, 0] += 1.0
+    other = write(d)
+    report = compare(ref, other, only=["*.probs", "decoder.*"])
+    assert sorted(r.name for r in report.rows) == ["decoder.out", "encoder.layers.0.attn.probs"]
+    assert compare(ref, other, exclude=["*.q", "decoder.*"]).ok
+    only_probs = compare(ref, other, only="encoder.*", exclude="*.q")
+    assert [r.name for r in only_probs.rows] == ["encoder.layers.0.attn.probs"]
+    with pytest.raises(CompareError, match="no tensor is left"):
+        compare(ref, other, only="encoder.*", exclude="encoder.*")
+    run = ledref_command("compare", ref, other, "--exclude", "*.q", "--exclude", "decoder.*")
+    assert run.returncode == 0 and "1 of 1 tensors OK" in run.stdout, run.stdout + run.stderr
+    run = ledref_command("compare", ref, other, "--only", "*.probs", "--only", "decoder.*")
+    assert run.returncode == 1 and "1 of 2 tensors OK" in run.stdout and "decoder.out" in run.stdout
+
+
+def test_per_tensor_tolerances(files):
+    ref, write = files
+    d = tensors()
+    d["decoder.out"] = d["decoder.out"] + 1e-3
+    other = write(d)
+    assert not compare(ref, other).ok
+    report = compare(ref, other, tolerances={"decoder.*": (0, 2e-3)})
+    assert report.ok and report.row("decoder.out").atol == 2e-3 and report.row("encoder.layers.0.attn.q").atol == 1e-6
+    first_wins = compare(ref, other, tolerances=[("decoder.*", 0, 1e-4), ("*", 0, 1.0)])
+    assert not first_wins.row("decoder.out").ok and first_wins.row("encoder.layers.0.attn.q").ok
+    run = ledref_command("compare", ref, other, "--tol", "decoder.*=0,2e-3")
+    assert run.returncode == 0 and "decoder.*: rtol 0, atol 0.002" in run.stdout, run.stdout + run.stderr
+    run = ledref_command("compare", ref, other, "--tol", "decoder.*=0")
+    assert run.returncode == 2 and "PATTERN=RTOL,ATOL" in run.stderr
+
+
+def test_masked_entries_at_minus_infinity_compare_equal_across_dtypes():
+    scores = np.array([[1.5, -np.inf, 0.25], [-np.inf, -np.inf, 2.0]])
+    report = compare({"s": scores}, {"s": scores.astype(np.float32)}, rtol=0, atol=0)
+    assert report.ok and report.row("s").max_abs_err == 0 and report.row("s").nmse == 0
+    shifted = scores.copy()
+    shifted[0, 1] = np.finfo(np.float32).min  # a finite mask value is not the masked -inf
+    assert compare({"s": scores}, {"s": shifted}).row("s").first_bad_index == (0, 1)
+    row = compare({"s": scores}, {"s": shifted}).row("s")
+    assert row.max_abs_err == np.inf and row.max_rel_err == np.inf and row.n_bad == 1

@@ -6,7 +6,6 @@ import os
 import sys
 
 import numpy as np
-
 import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
@@ -95,3 +94,68 @@ def test_golden_command(tmp_path):
     one_error_line(ledref_command("golden", "--tiny", "--case", "nope", "--out", tmp_path), 2,
                    r"--case 'nope' is not in the catalogue")
     one_error_line(ledref_command("golden", "--tiny", "--case", "no_global"), 2, r"--out DIR is required")
+
+
+def test_a_float32_golden_compares_ok_with_a_float64_golden(tmp_path):
+    """Every case, every tensor (masked band scores included: -inf in both), at 1e-4 and no other option."""
+    from test_cli import ledref_command
+    for dtype in ("float64", "float32"):
+        run = ledref_command("golden", "--tiny", "--case", "all", "--dtype", dtype, "--out", tmp_path / dtype)
+        assert run.returncode == 0, run.stderr
+    run = ledref_command("compare", tmp_path / "float64", tmp_path / "float32", "--rtol", "1e-4", "--atol", "1e-4")
+    assert run.returncode == 0, run.stdout
+    assert "NOT OK" not in run.stdout and "band_scores_masked" in run.stdout
+    masked = load_file(tmp_path / "float32" / "globals_mixed.safetensors")["encoder.layers.0.band_scores_masked"]
+    assert masked.dtype == np.float32 and np.isneginf(masked).any()
+    # the check can fail: a float32 golden of other weights is NOT OK
+    run = ledref_command("golden", "--tiny", "--case", "globals_mixed", "--dtype", "float32", "--seed", "1",
+                         "--out", tmp_path / "other")
+    run = ledref_command("compare", tmp_path / "float64" / "globals_mixed.safetensors",
+                         tmp_path / "other" / "globals_mixed.safetensors", "--rtol", "1e-4", "--atol", "1e-4")
+    assert run.returncode == 1
+
+
+def test_tiny_goldens_carry_their_checkpoint(tmp_path):
+    """`golden --tiny` writes the weights it used beside each golden file; loading them reproduces the file."""
+    from test_cli import ledref_command
+    run = ledref_command("golden", "--tiny", "--case", "window_2", "--out", tmp_path)
+    assert run.returncode == 0, run.stderr
+    with safe_open(tmp_path / "window_2.safetensors", framework="numpy") as f:
+        assert f.metadata()["checkpoint"] == "window_2"
+    assert sorted(os.listdir(tmp_path / "window_2")) == ["config.json", "model.safetensors"]
+    model = ledref.LEDForConditionalGeneration.from_pretrained(tmp_path / "window_2", dtype="float64")
+    assert model.config.attention_window == [2, 2]
+    stored = load_file(tmp_path / "window_2.safetensors")
+    fresh = record(model, {k[len("inputs."):]: v for k, v in stored.items() if k.startswith("inputs.")})
+    assert compare({k: stored[k] for k in fresh}, fresh, rtol=0, atol=0).ok
+
+
+@pytest.mark.parity
+def test_transformers_reproduces_a_tiny_golden_from_its_checkpoint(tmp_path):
+    require("transformers")
+    import transformers
+    from test_cli import ledref_command
+    assert ledref_command("golden", "--tiny", "--case", "globals_mixed", "--out", tmp_path).returncode == 0
+    hf = transformers.LEDForConditionalGeneration.from_pretrained(tmp_path / "globals_mixed").eval()
+    stored = load_file(tmp_path / "globals_mixed.safetensors")
+    theirs = __import__("measure_tolerances").hf_tensors(hf, {k[len("inputs."):]: v for k, v in stored.items()
+                                                              if k.startswith("inputs.")})
+    assert compare({k: stored[k] for k in theirs}, theirs, rtol=1e-4, atol=1e-4).ok
+
+
+def test_skipped_cases_are_reported_and_nothing_is_left_behind(tmp_path, monkeypatch):
+    from test_cli import ledref_command
+    config = ledref.LEDConfig(**TINY)
+    save_checkpoint(tmp_path / "model", config, random_state_dict(config, seed=1))
+    run = ledref_command("golden", "--model", tmp_path / "model", "--case", "all", "--out", tmp_path / "g")
+    assert run.returncode == 0, run.stderr
+    needs_tiny = [name for name, (_, overrides, _, _) in CASES.items() if overrides]
+    skipped = [line for line in run.stderr.splitlines() if line.startswith("skipped ")]
+    assert [line.split()[1].rstrip(":") for line in skipped] == needs_tiny and len(needs_tiny) == 4
+    assert all("needs --tiny" in line for line in skipped)
+    assert sorted(os.listdir(tmp_path / "g")) == sorted(f"{c}.safetensors" for c in CASES if c not in needs_tiny)
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))
+    os.makedirs(tmp_path / "temporary")
+    tiny_model("window_2")
+    assert os.listdir(tmp_path / "temporary") == []

@@ -90,8 +90,8 @@ def test_mixed_backends(checkpoint):
 
 def test_bad_model_options(checkpoint):
     path = checkpoint
-    with pytest.raises(ledref.LedrefError, match=r"dtype='float16' is not supported"):
-        ledref.LEDModel.from_pretrained(path, dtype="float16")
+    with pytest.raises(ledref.LedrefError, match=r"dtype='float8' is not supported"):
+        ledref.LEDModel.from_pretrained(path, dtype="float8")
     with pytest.raises(ledref.LedrefError, match=r"attn_implementation='flash'"):
         ledref.LEDModel.from_pretrained(path, attn_implementation="flash")
     with pytest.raises(ledref.LedrefError, match=r"backend='jax' is not supported"):

@@ -61,7 +61,7 @@ def test_recorded_tensors_are_the_reference_ones(only, models):
     assert sorted(got) == sorted(want) and got
     for name in want:
         a, b = ledref.to_numpy(got[name]), ledref.to_numpy(want[name])
-        assert a.shape == b.shape and np.max(np.abs(a - b)) <= TOL, name
+        assert a.shape == b.shape and np.max(np.where(a == b, 0.0, np.abs(a - b))) <= TOL, name  # -inf == -inf
     plain = models["band"](**inputs())
     assert np.max(np.abs(out.logits - plain.logits)) <= TOL
 

@@ -214,8 +214,9 @@ def test_dtype_and_torch_dtype(make_checkpoint, tmp_path):
     assert cls.from_pretrained(path, torch_dtype="auto").dtype == "float32"
     cls.from_pretrained(path, dtype="float64").save_pretrained(tmp_path / "f64")
     assert cls.from_pretrained(tmp_path / "f64", torch_dtype="auto").dtype == "float64"
-    with pytest.raises(ledref.LedrefError, match=r"dtype='float16' is not supported"):
-        cls.from_pretrained(path, torch_dtype=torch.float16)
+    assert cls.from_pretrained(path, torch_dtype=torch.float16).dtype == "float16"  # emulated (ledref.lowp)
+    with pytest.raises(ledref.LedrefError, match=r"dtype='int8'"):
+        cls.from_pretrained(path, torch_dtype=torch.int8)
     with pytest.raises(ledref.LedrefError, match=r"disagree"):
         cls.from_pretrained(path, dtype="float32", torch_dtype=torch.float64)
 

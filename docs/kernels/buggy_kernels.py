@@ -2,16 +2,23 @@
 
     ledref conformance docs/kernels/buggy_kernels.py:global_keys_in_band      # fails
     ledref conformance docs/kernels/buggy_kernels.py:plain_kernel             # the same code, no bug: passes
+    ledref conformance docs/kernels/buggy_kernels.py:plain_kernel --dtype float32   # run in float32: passes
 
 `plain_kernel` is a small, independent NumPy implementation of Longformer attention that builds the band
-layout directly: for every query i it gathers the keys i-w..i+w (clipped at the edges) and masks the
-columns that are out of range, pad or global. The buggy kernels call it with one mistake switched on:
+layout directly: for every query i and head h it gathers the keys i + r_h (c - w), c = 0..2w (r_h the
+head's dilation; clipped at the edges) and masks the columns that are out of range, pad, global, or (with
+autoregressive windows) after the token itself. It computes in the dtype of its inputs (float32 inputs:
+float32 arithmetic), except bfloat16, which NumPy cannot multiply: it computes those in float32 and rounds
+its outputs to bfloat16. The buggy kernels call it with one mistake switched on:
 
-- global_keys_in_band   keeps global keys in the window (they are then counted twice: once in the global
-                        columns, once in the band);
-- pad_rows_not_zeroed   forgets to zero the output and probabilities of pad queries;
-- band_shifted          reads column c as key i + c - w + 1, so the token itself sits at x + w - 1;
-- filler_slots_zero     leaves the global slots a row does not use at 0 instead of uniform 1/L.
+- global_keys_in_band       keeps global keys in the window (they are then counted twice: once in the
+                            global columns, once in the band);
+- pad_rows_not_zeroed       forgets to zero the output and probabilities of pad queries;
+- band_shifted              reads column c as key i + c - w + 1, so the token itself sits at x + w - 1;
+- filler_slots_zero         leaves the global slots a row does not use at 0 instead of uniform 1/L;
+- dilation_first_head_only  applies the first head's dilation to every head (it takes dilation= and
+                            autoregressive=, so the suite gives it the dilated and autoregressive cases);
+- autoregressive_one_ahead  lets an autoregressive window see the next token too.
 """
 
 import numpy as np
@@ -26,11 +33,19 @@ def softmax_allowed(scores, allowed):
     return weights / np.where(total > 0, total, 1.0)
 
 
-def plain_kernel(q, k, v, q_global, k_global, v_global, attention_mask, one_sided_window, bug=None):
+def plain_kernel(q, k, v, q_global, k_global, v_global, attention_mask, one_sided_window, dilation=None,
+                 autoregressive=False, bug=None):
     """Longformer attention in the layout of transformers (see ledref.testing), with an optional bug."""
+    if q.dtype.name == "bfloat16":  # NumPy cannot multiply bfloat16: compute in float32, return bfloat16
+        tensors = (a.astype(np.float32) for a in (q, k, v, q_global, k_global, v_global))
+        out = plain_kernel(*tensors, attention_mask, one_sided_window, dilation, autoregressive, bug)
+        return tuple(None if a is None else a.astype(q.dtype) for a in out)
     b, h, length, d = q.shape
     w, mask = one_sided_window, np.asarray(attention_mask)
     rows = np.arange(b)[:, None]
+    rates = np.asarray(dilation if dilation is not None else [1] * h)  # [H]
+    if bug == "dilation_first_head_only":
+        rates = np.full(h, rates[0])
 
     # global slots: the row's global positions in order, padded with 0; `used` marks real slots
     counts = np.sum(mask == 2, axis=1)  # [B]
@@ -40,22 +55,27 @@ def plain_kernel(q, k, v, q_global, k_global, v_global, attention_mask, one_side
         positions[r, :counts[r]] = np.flatnonzero(mask[r] == 2)
     used = np.arange(x)[None, :] < counts[:, None]  # [B, x]
 
-    # band: column c of query i is key i + c - w
+    # band: column c of query i in head h is key i + r_h (c - w)
     shift = 1 if bug == "band_shifted" else 0
-    keys = np.arange(length)[:, None] + np.arange(-w, w + 1)[None, :] + shift  # [L, 2w+1]
+    columns = np.arange(-w, w + 1)
+    keys = np.arange(length)[None, :, None] + rates[:, None, None] * columns[None, None, :] + shift  # [H, L, 2w+1]
     inside = (keys >= 0) & (keys < length)
+    if autoregressive:
+        inside &= columns <= (1 if bug == "autoregressive_one_ahead" else 0)
     keys = np.clip(keys, 0, length - 1)
-    key_kind = mask[:, keys]  # [B, L, 2w+1]
+    batch_index, head_index = np.arange(b)[:, None, None, None], np.arange(h)[None, :, None, None]
+    key_kind = mask[batch_index, keys[None]]  # [B, H, L, 2w+1]
     band_key = inside & ((key_kind != 0) if bug == "global_keys_in_band" else (key_kind == 1))
 
-    k_band, v_band = k[:, :, keys], v[:, :, keys]  # [B, H, L, 2w+1, d]
+    k_band = k[batch_index, head_index, keys[None]]  # [B, H, L, 2w+1, d]
+    v_band = v[batch_index, head_index, keys[None]]
     band_scores = np.einsum("bhid,bhicd->bhic", q, k_band)  # [B, H, L, 2w+1]
     k_at_globals = k[rows, :, positions].transpose(0, 2, 1, 3)  # [B, H, x, d]
     v_at_globals = v[rows, :, positions].transpose(0, 2, 1, 3)
     global_scores = q @ k_at_globals.transpose(0, 1, 3, 2)  # [B, H, L, x]
     scores = np.concatenate([global_scores, band_scores], axis=-1)  # [B, H, L, x + 2w + 1]
     allowed = np.concatenate([np.broadcast_to(used[:, None, None, :], global_scores.shape),
-                              np.broadcast_to(band_key[:, None], band_scores.shape)], axis=-1)
+                              np.broadcast_to(band_key, band_scores.shape)], axis=-1)
     probs = softmax_allowed(scores, allowed)
     out = probs[..., :x] @ v_at_globals + np.einsum("bhic,bhicd->bhid", probs[..., x:], v_band)  # [B, H, L, d]
 
@@ -97,3 +117,13 @@ def band_shifted(*args):
 def filler_slots_zero(*args):
     """Bug 4: global slots a row does not use are 0 instead of uniform 1/L."""
     return plain_kernel(*args, bug="filler_slots_zero")
+
+
+def dilation_first_head_only(*args, dilation=None, autoregressive=False):
+    """Bug 5: every head gets the first head's dilation."""
+    return plain_kernel(*args, dilation=dilation, autoregressive=autoregressive, bug="dilation_first_head_only")
+
+
+def autoregressive_one_ahead(*args, dilation=None, autoregressive=False):
+    """Bug 6: an autoregressive window also sees the next token (column x + w + 1)."""
+    return plain_kernel(*args, dilation=dilation, autoregressive=autoregressive, bug="autoregressive_one_ahead")

@@ -9,6 +9,10 @@ as transformers runs it):
 - a global token attends, with query_global, key_global and value_global, to every non-pad j;
 - a pad token's output is 0.
 
+The paper's variants change the local window only: with dilation r (an int, or one per head) the window is
+{j = i + r o : o = -w..w}, and band column c holds key i + r(c - w); autoregressive windows keep the keys
+j <= i (columns c <= w; the columns after the token itself are 0).
+
 The local rows are computed two ways: `dense_local` writes the rule as an L x L masked softmax, `band_local`
 holds only the band, [L, 2w+1] per head (see `band`). Both return the probabilities in transformers'
 layout: `local_probs` [B, H, L, x + 2w + 1], the global key columns first, then the band; zero where the
@@ -68,19 +72,33 @@ def place_rows(rows, positions, used, length):
     return xp.astype(at & used[:, None, :], rows.dtype)[:, None, :, :] @ rows
 
 
-def dense_local(q, k, v, mask, slots, w):
+def per_head(fn, dilation, *arrays):
+    """`fn(*arrays, r)` when every head has the same dilation r, else head by head (axis 1), each with its own
+    (arrays whose axis 1 has one entry go whole to every head)."""
+    xp = array_namespace(*arrays)
+    rates = (dilation,) * arrays[0].shape[1] if isinstance(dilation, int) else tuple(dilation)
+    if len(set(rates)) == 1:
+        return fn(*arrays, rates[0])
+    return xp.concat([fn(*(a[:, h:h + 1, ...] if a.shape[1] > 1 else a for a in arrays), r)
+                      for h, r in enumerate(rates)], axis=1)
+
+
+def dense_local(q, k, v, mask, slots, w, dilation=1, autoregressive=False):
     """The local rows by the rule as written: an L x L masked softmax per head.   q, k, v [B, H, L, d] ->
     (out [B, H, L, d], local_probs [B, H, L, x + 2w + 1]); pad rows zero, global rows not yet zeroed."""
     xp = array_namespace(q)
     positions, used, x = slots
     i = xp.arange(q.shape[2], device=device(q))
-    near = xp.abs(i[:, None] - i[None, :]) <= w  # [L, L]
-    allowed = (near[None, :, :] & (mask == 1)[:, None, :]) | (mask == 2)[:, None, :]  # [B, L, L]
+    offset = i[None, :] - i[:, None]  # [L, L]: key minus query
+    r = xp.reshape(xp.asarray(dilation, device=device(q)), (-1, 1, 1))  # [H or 1, 1, 1]
+    near = (xp.abs(offset) <= w * r) & (offset % r == 0) & ((offset <= 0) | (not autoregressive))  # [H, L, L]
+    allowed = (near[None, ...] & (mask == 1)[:, None, None, :]) | (mask == 2)[:, None, None, :]  # [B, H, L, L]
     scores = q @ xp.matrix_transpose(k)  # [B, H, L, L]
-    probs = softmax(xp.where(allowed[:, None, :, :], scores, finfo_min(scores)))
+    probs = softmax(xp.where(allowed, scores, finfo_min(scores)))
     probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
     # transformers' layout: the band of local keys, with the global keys' columns in front
-    columns = band_from_dense(xp.where((mask == 1)[:, None, None, :], probs, xp.zeros_like(probs)), w)
+    local = xp.where((mask == 1)[:, None, None, :], probs, xp.zeros_like(probs))
+    columns = per_head(lambda p, r: band_from_dense(p, w, r), dilation, local)
     if x:
         at_globals = take_positions(probs, positions, 2)  # [B, H, L, x]
         columns = xp.concat([xp.where(used[:, None, None, :], at_globals, xp.zeros_like(at_globals)), columns],
@@ -88,13 +106,15 @@ def dense_local(q, k, v, mask, slots, w):
     return probs @ v, columns
 
 
-def band_local(q, k, v, mask, slots, w):
+def band_local(q, k, v, mask, slots, w, dilation=1, autoregressive=False):
     """The local rows from the band: each query's 2w+1 scores, the global keys' scores in front, one
     softmax, then the band times the values. Memory O(L w). Same arguments and results as dense_local."""
     xp = array_namespace(q)
     positions, used, x = slots
-    scores = band_scores(q, k, w)  # [B, H, L, 2w+1]
-    local_key = band_of_keys(mask == 1, w)[:, None, :, :]  # [B, 1, L, 2w+1]: in range, not pad, not global
+    scores = per_head(lambda q, k, r: band_scores(q, k, w, r), dilation, q, k)  # [B, H, L, 2w+1]
+    # [B, 1 or H, L, 2w+1]: in range, not pad, not global (and not after the token, when autoregressive)
+    local_key = per_head(lambda f, r: band_of_keys(f, w, r), dilation, (mask == 1)[:, None, :])
+    local_key = local_key & ((xp.arange(2 * w + 1, device=device(q)) <= w) | (not autoregressive))
     scores = xp.where(local_key, scores, finfo_min(scores))
     if x:
         global_scores = q @ xp.matrix_transpose(take_positions(k, positions, 1))  # [B, H, L, x]
@@ -102,7 +122,7 @@ def band_local(q, k, v, mask, slots, w):
         scores = xp.concat([global_scores, scores], axis=-1)  # [B, H, L, x + 2w + 1]
     probs = softmax(scores)
     probs = xp.where((mask == 0)[:, None, :, None], xp.zeros_like(probs), probs)
-    out = band_matmul(probs[..., x:], v, w)  # [B, H, L, d]
+    out = per_head(lambda p, v, r: band_matmul(p, v, w, r), dilation, probs[..., x:], v)  # [B, H, L, d]
     if x:
         out = out + probs[..., :x] @ take_positions(v, positions, 1)
     return out, probs
@@ -122,12 +142,14 @@ def global_attention(q_global, k_global, v_global, mask, slots):
     return probs @ v_global, probs
 
 
-def longformer_attention(q, k, v, q_global, k_global, v_global, mask, slots, w, implementation="band_matrix"):
+def longformer_attention(q, k, v, q_global, k_global, v_global, mask, slots, w, implementation="band_matrix",
+                         dilation=1, autoregressive=False):
     """Longformer attention on projected tensors [B, H, L, d] (q and q_global divided by sqrt(d); q_global
-    [B, H, x, d] at the global slots only) -> (out [B, H, L, d], local_probs, global_probs or None)."""
+    [B, H, x, d] at the global slots only) -> (out [B, H, L, d], local_probs, global_probs or None).
+    dilation: an int, or one per head; autoregressive: only the keys up to the token itself."""
     xp = array_namespace(q)
     positions, used, x = slots
-    out, local_probs = LOCAL[implementation](q, k, v, mask, slots, w)
+    out, local_probs = LOCAL[implementation](q, k, v, mask, slots, w, dilation, autoregressive)
     if not x:
         return out, local_probs, None
     out_global, global_probs = global_attention(q_global, k_global, v_global, mask, slots)
@@ -160,10 +182,11 @@ def self_attention(h, mask, slots, w, n_heads, query, key, value, query_global, 
             if array is not None:
                 record(name, array)
         if record.wants("band_scores") or record.wants("band_scores_masked"):  # made for the record alone
+            xp = array_namespace(h)
             scores = band_scores(q, k, w)  # [B, H, L, 2w+1]
             record("band_scores", scores)
             local_key = band_of_keys(mask == 1, w)[:, None, :, :]
-            record("band_scores_masked", array_namespace(h).where(local_key, scores, finfo_min(scores)))
+            record("band_scores_masked", xp.where(local_key, scores, -xp.inf))  # -inf: equal in every dtype
     return merge_heads(out), local_probs, global_probs
 
 

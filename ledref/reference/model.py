@@ -31,11 +31,9 @@ def encoder_layer(h, mask, slots, window, n_heads, act, implementation, self_att
                                             implementation=implementation, record=record)
     h2 = layer_norm(h + linear(a, **self_attn["output"]), **self_attn_layer_norm)
     out = layer_norm(h2 + linear(act(linear(h2, **fc1)), **fc2), **final_layer_norm)
-    if record:
-        for name, array in (("local_probs", probs), ("global_probs", global_probs), ("attention_output", a),
-                            ("output", out)):
-            if array is not None:
-                record(name, array)
+    for name, array in dict(local_probs=probs, global_probs=global_probs, attention_output=a, output=out).items():
+        if record and array is not None:
+            record(name, array)
     return out, probs, global_probs
 
 
@@ -95,8 +93,8 @@ def decoder_layer(h, enc_h, self_mask, cross_mask, n_heads, act, past, self_attn
                                                  additive_mask=cross_mask, past=None if past is None else past[2:])
     h = layer_norm(h + a, **encoder_attn_layer_norm)
     h = layer_norm(h + linear(act(linear(h, **fc1)), **fc2), **final_layer_norm)
-    if record:
-        for name, array in (("self_attn_probs", self_probs), ("cross_attn_probs", cross_probs), ("output", h)):
+    for name, array in dict(self_attn_probs=self_probs, cross_attn_probs=cross_probs, output=h).items():
+        if record:
             record(name, array)
     return h, self_probs, cross_probs, (k, v, ck, cv)
 
