@@ -15,9 +15,12 @@ The global tokens are those with global_attention_mask = 1 and attention_mask = 
 `to_dense` turns this into the [B, H, L, L] matrix the layer applied to its values, or into the window of
 it between two token positions (built from the window's rows alone, never L x L); `to_band` goes back;
 `attention_weight` answers one (query, key) question without building L x L; `to_bertviz` hands a window
-to bertviz. NumPy in, NumPy out (arrays of other backends are brought to NumPy, only the rows needed).
-Layers whose attentions were not asked for (None, see `output_attentions`) are skipped where a function
-takes every layer.
+to bertviz. `compact_columns` names what every entry of `attentions` holds (its key, and whether it is a
+weight or one of the layout's zeros), `band_column` gives the column of a relative offset and `padded_length`
+the token axis of `global_attentions`; `attention_pattern` is the [L, L] rule itself (who attends to whom,
+with dilation and global tokens: the paper's Figure 2). NumPy in, NumPy out (arrays of other backends are
+brought to NumPy, only the rows needed). Layers whose attentions were not asked for (None, see
+`output_attentions`) are skipped where a function takes every layer.
 """
 
 from typing import NamedTuple
@@ -25,9 +28,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import to_numpy
-from .checks import check_int, is_int, short
+from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
-
 
 MAX_WINDOW = 2 ** 24  # the largest window a config may give (config.LIMITS)
 
@@ -212,6 +214,106 @@ def attention_weight(attentions, global_attentions, query, key, global_attention
         elif abs(query - key) <= w:
             out[row] = a[row, :, query, x + key - query + w]
     return out
+
+
+def _window(window):
+    if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
+        raise InputError(f"window={short(window)}; expected the layer's even attention window from 2 to "
+                         f"{MAX_WINDOW} (an int)")
+    return int(window)
+
+
+def padded_length(length, window):
+    """The length the encoder pads its input to: the next multiple of `window` (the largest attention window
+    of the layers). It is the token axis of `global_attentions`, which transformers does not unpad."""
+    length = check_int("length", length, InputError, minimum=1)
+    window = _window(window)
+    return -(-length // window) * window
+
+
+def band_column(offset, window, x=0):
+    """The column of `attentions` that holds the key at `offset` (-window/2 .. +window/2) from its query:
+    the x global columns come first, then the band, the token itself at x + window/2."""
+    window = _window(window)
+    x = check_int("x", x, InputError, minimum=0)
+    w = window // 2
+    if not is_int(offset) or abs(offset) > w:
+        raise InputError(f"offset={short(offset)}; expected an int from -{w} to +{w} (window {window})")
+    return x + w + int(offset)
+
+
+KINDS = ("global", "filler", "local", "global key", "pad key", "edge", "global query", "pad query")
+"""What a column of `attentions` holds for its query (see `compact_columns`)."""
+
+
+class CompactColumns(NamedTuple):
+    """What each entry of `attentions` [B, H, L, x + W + 1] refers to, per batch row, query and column."""
+
+    keys: np.ndarray
+    """[B, L, x + W + 1] int: the key token of each column; -1 for filler slots. Band columns count
+    i + c - w, also where that lies outside 0..L-1."""
+    kinds: np.ndarray
+    """[B, L, x + W + 1] str, one of KINDS: 'global' (the weight on a global token), 'filler' (a slot the
+    row does not use: 0), 'local' (the weight on a key of the window), 'global key' (0: that key's weight
+    is in its global column), 'pad key' (0), 'edge' (0: the key lies outside the sequence); every column of
+    a 'global query' row (0: its weights are in global_attentions) and of a 'pad query' row (0)."""
+
+
+def compact_columns(global_attention_mask, attention_mask=None, *, window):
+    """Names every entry of the compact layout: which key each column of `attentions` holds for each query,
+    and what kind of entry it is, so that the layout's zeros are read by name rather than by index
+    arithmetic. Masks [B, L] as given to the model; window: the layer's attention window. Returns a
+    CompactColumns (keys, kinds), both [B, L, x + window + 1]."""
+    window = _window(window)
+    gm = as_numpy(global_attention_mask, "global_attention_mask")
+    if gm.ndim != 2:
+        raise InputError(f"global_attention_mask has shape {gm.shape}; expected (batch, tokens)")
+    mask = merged_mask(gm, attention_mask, gm.shape)
+    b, length = mask.shape
+    positions = global_positions(mask)
+    x, w = max((len(p) for p in positions), default=0), window // 2
+    keys = np.full((b, length, x + window + 1), -1, dtype=np.int64)
+    kinds = np.full(keys.shape, "local", dtype="<U12")
+    band = np.arange(length)[:, None] + np.arange(-w, w + 1)[None, :]  # [L, W + 1]: key i + c - w
+    inside = (band >= 0) & (band < length)
+    for row, pos in enumerate(positions):
+        keys[row, :, :len(pos)] = pos
+        kinds[row, :, :x] = np.where(np.arange(x) < len(pos), "global", "filler")
+        keys[row, :, x:] = band
+        kind = mask[row, np.clip(band, 0, length - 1)]  # [L, W + 1]: 0 pad, 1 local, 2 global
+        kinds[row, :, x:] = np.where(~inside, "edge", np.where(kind == 2, "global key",
+                                                                np.where(kind == 0, "pad key", "local")))
+        kinds[row, mask[row] == 2, :] = "global query"
+        kinds[row, mask[row] == 0, :] = "pad query"
+    return CompactColumns(keys, kinds)
+
+
+def attention_pattern(length, window, dilation=1, global_positions=(), autoregressive=False):
+    """Which token attends to which, by the reference's own rule: [L, L] bool, entry [i, j] True when token i
+    attends to token j (the patterns of the Longformer paper's Figure 2). A local token reads the keys
+    i + dilation * (c - window/2), c = 0..window, inside the sequence and not global (only those up to
+    itself when `autoregressive`), marked by `reference.band.band_of_keys`, and every global token; a global
+    token reads every token."""
+    from .reference.band import band_of_keys
+    length = check_int("length", length, InputError, minimum=1, maximum=2 ** 15)  # it returns L x L
+    window = _window(window)
+    dilation = check_int("dilation", dilation, InputError, minimum=1)
+    check_bool("autoregressive", autoregressive, InputError)
+    if isinstance(global_positions, (str, bytes)) or not hasattr(global_positions, "__iter__"):
+        raise InputError(f"global_positions={short(global_positions)}; expected a list of token positions")
+    g = [index("global position", p, length, "tokens") for p in np.asarray(list(global_positions)).ravel()]
+    w = window // 2
+    local = np.ones(length, dtype=bool)
+    local[g] = False  # global keys leave the band: they are read through their own columns
+    band = np.asarray(band_of_keys(local, w, dilation))  # [L, W + 1]: column c is key i + dilation (c - w)
+    if autoregressive:
+        band &= np.arange(window + 1) <= w
+    rows, columns = np.nonzero(band)
+    allowed = np.zeros((length, length), dtype=bool)
+    allowed[rows, rows + dilation * (columns - w)] = True
+    allowed[:, g] = True
+    allowed[g, :] = True
+    return allowed
 
 
 class BertvizInput(NamedTuple):

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import ledref
 import ledref.layout
+import ledref.viz
 from conftest import hf_call, hf_model, random_led
 from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.layout import attention_weight, merged_mask, to_band, to_bertviz, to_dense
@@ -44,7 +45,8 @@ def dense_reference(model, out, global_attention_mask, attention_mask):
     params = model._params_for(model.default_xp)["encoder"]["layers"]
     return [dense_attention_matrix(h, mask, window // 2, model.config.encoder_attention_heads,
                                    **layer["self_attn"]["longformer_self_attn"])
-            for h, layer, window in zip(out.encoder_hidden_states, params, model.config.attention_window)]
+            for h, layer, window in zip(out.encoder_hidden_states[:-1], params, model.config.attention_window,
+                                                strict=True)]
 
 
 @st.composite
@@ -78,7 +80,8 @@ def test_to_dense_is_the_dense_reference_and_to_band_inverts_it(spec, tmp_path):
                 decoder_input_ids=[[2]] * b, output_attentions=True, output_hidden_states=True)
     references = dense_reference(model, out, global_attention_mask, attention_mask)
     glob = out.encoder_global_attentions or (None,) * len(windows)
-    for layer, (local, g, reference, window) in enumerate(zip(out.encoder_attentions, glob, references, windows)):
+    for layer, (local, g, reference, window) in enumerate(zip(out.encoder_attentions, glob, references, windows,
+                                                                        strict=True)):
         dense = to_dense(local, g, global_attention_mask, attention_mask)
         np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-10, err_msg=f"layer {layer}")
         real = attention_mask == 1
@@ -106,7 +109,7 @@ def test_on_transformers_outputs(make_checkpoint):
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
     references = dense_reference(model, model(**args), global_attention_mask, attention_mask)
     for local, g, reference, window in zip(theirs.encoder_attentions, theirs.encoder_global_attentions, references,
-                                           [4, 8]):
+                                           [4, 8], strict=True):
         local, g = local.numpy(), g.numpy()
         dense = to_dense(local, g, global_attention_mask, attention_mask)
         np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-10)
@@ -256,3 +259,87 @@ def test_layout_reads_other_backends_outputs(backend, small_output, tmp_path):
         got = to_dense(theirs.encoder_attentions[layer], theirs.encoder_global_attentions[layer],
                        to_backend(gm, backend), to_backend(am, backend))
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def check_compact_columns(local, g, reference, gm, am, window):
+    """Every entry compact_columns names 'local' or 'global' holds the dense rule's weight of its query on its
+    key; every other kind is exactly 0 in the compact layout."""
+    columns = ledref.layout.compact_columns(gm, am, window=window)
+    assert columns.keys.shape == columns.kinds.shape == (local.shape[0], local.shape[2], local.shape[3])
+    assert set(np.unique(columns.kinds)) <= set(ledref.layout.KINDS)
+    for row, query, column in np.ndindex(columns.kinds.shape):
+        kind, key = columns.kinds[row, query, column], columns.keys[row, query, column]
+        if kind in ("local", "global"):
+            np.testing.assert_allclose(local[row, :, query, column], reference[row, :, query, key], rtol=0,
+                                       atol=1e-10)
+            assert (reference[row, :, query, key] > 0).all()
+        else:
+            assert (local[row, :, query, column] == 0).all(), (row, query, column, kind)
+    if g is not None:  # global_attentions' token axis is the padded length
+        assert g.shape[2] == ledref.layout.padded_length(local.shape[2], window)
+
+
+def test_compact_columns_name_every_entry_of_transformers_layout(make_checkpoint):
+    hf, path = make_checkpoint("LEDForConditionalGeneration", attention_window=[4, 4])
+    rng = np.random.default_rng(3)
+    input_ids = rng.integers(3, 97, (3, 15))
+    attention_mask = np.ones_like(input_ids)
+    attention_mask[1, 12:] = attention_mask[2, 6:] = 0
+    global_attention_mask = np.zeros_like(input_ids)
+    global_attention_mask[0, [0, 6, 7]] = global_attention_mask[1, 11] = global_attention_mask[2, 8] = 1  # 8: pad
+    args = dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
+                decoder_input_ids=np.array([[2]] * 3), output_attentions=True, output_hidden_states=True)
+    theirs = hf_call(hf_model(hf, "float64"), "float64", **args)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
+    references = dense_reference(model, model(**args), global_attention_mask, attention_mask)
+    for local, g, reference in zip(theirs.encoder_attentions, theirs.encoder_global_attentions, references,
+                                   strict=True):
+        check_compact_columns(local.numpy(), g.numpy(), reference, global_attention_mask, attention_mask, 4)
+    kinds = ledref.layout.compact_columns(global_attention_mask, attention_mask, window=4).kinds
+    assert list(kinds[0, 5]) == ["global", "global", "global", "local", "local", "local", "global key", "global key"]
+    assert list(kinds[1, 0]) == ["global", "filler", "filler", "edge", "edge", "local", "local", "local"]
+    assert set(kinds[2, 8]) == {"pad query"} and set(kinds[0, 6]) == {"global query"}
+
+
+def test_band_column_and_padded_length(small_output):
+    out, gm, am = small_output
+    for layer, window in enumerate([4, 6]):
+        local, g = out.encoder_attentions[layer], out.encoder_global_attentions[layer]
+        dense = to_dense(local, g, gm, am)
+        x = g.shape[-1]
+        for offset in range(-(window // 2), window // 2 + 1):
+            column = ledref.layout.band_column(offset, window, x)
+            for query in range(max(0, -offset), min(14, 14 - offset)):
+                if (merged_mask(gm, am, (2, 14))[:, [query, query + offset]] == 1).all():
+                    np.testing.assert_array_equal(local[:, :, query, column], dense[:, :, query, query + offset])
+    assert [ledref.layout.padded_length(n, 4) for n in (1, 4, 5, 16, 17)] == [4, 4, 8, 16, 20]
+    with pytest.raises(ledref.InputError, match=r"offset=3; expected an int from -2 to \+2"):
+        ledref.layout.band_column(3, 4)
+    with pytest.raises(ledref.InputError, match="window=5"):
+        ledref.layout.padded_length(10, 5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 40), window=st.sampled_from([2, 4, 6, 8, 10]), dilation=st.integers(1, 4),
+       autoregressive=st.booleans(), data=st.data())
+def test_attention_pattern_is_the_dense_rule(length, window, dilation, autoregressive, data):
+    """attention_pattern against the rule written out: |i - j| <= w r, (j - i) a multiple of r, j <= i when
+    autoregressive, j local; or j global; or i global."""
+    g = data.draw(st.lists(st.integers(0, length - 1), max_size=4))
+    pattern = ledref.layout.attention_pattern(length, window, dilation, g, autoregressive)
+    i = np.arange(length)
+    offset = i[None, :] - i[:, None]
+    is_global = np.isin(i, g)
+    near = (np.abs(offset) <= window // 2 * dilation) & (offset % dilation == 0)
+    near &= (offset <= 0) | (not autoregressive)
+    expected = (near & ~is_global[None, :]) | is_global[None, :] | is_global[:, None]
+    np.testing.assert_array_equal(pattern, expected)
+    if dilation == 1 and not autoregressive:
+        assert pattern.sum() == ledref.viz.computed_pairs(length, window, g)[0]
+
+
+def test_attention_pattern_refuses_bad_arguments():
+    with pytest.raises(ledref.InputError, match="global position=9 is outside the 8 tokens"):
+        ledref.layout.attention_pattern(8, 4, global_positions=[9])
+    with pytest.raises(ledref.InputError, match="dilation"):
+        ledref.layout.attention_pattern(8, 4, dilation=0)
