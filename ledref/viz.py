@@ -452,7 +452,7 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
                 rgba[r, c] = to_rgba(colours[r][c], alpha=0.25 + 0.75 * v / top)
         return rgba
 
-    fig = _figure((12, 6.4))
+    fig = _figure((9, 7.4))  # at most a page's width: its letters stay legible where the page shows it
     left, right = fig.subplots(1, 2, width_ratios=[x + window + 1, length])
     compact_colours = [[column_colours[c] for c in range(x + window + 1)] for _ in range(length)]
     left.imshow(cells(local, compact_colours), interpolation="nearest")
@@ -473,24 +473,23 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
                 continue
             reason = "E" if not 0 <= j < length else "G" if mask[0, j] == 2 else "P" if mask[0, j] == 0 else ""
             if reason:
-                left.text(x + c, i, reason, ha="center", va="center", fontsize=7, color="#555555")
-        note = "pad query: row 0" if mask[0, i] == 0 else "global query: row in global_attentions" \
-            if mask[0, i] == 2 else ""
-        if note:
-            left.text(x + window + 0.8, i, note, va="center", fontsize=7, color="#555555")
+                left.text(x + c, i, reason, ha="center", va="center", fontsize=10, color="#555555")
+        note = "pad query" if mask[0, i] == 0 else "global query" if mask[0, i] == 2 else ""
+        if note:  # the row is all zero: the note fits inside it
+            left.text((x + window) / 2, i, note, ha="center", va="center", fontsize=9, color="#555555")
     headers = [f"g{s}\n@{p}" for s, p in enumerate(global_positions)] + \
               [("self" if c == w else f"{c - w:+d}") for c in range(window + 1)]
-    left.set_xticks(range(x + window + 1), headers, fontsize=8)
-    for tick, colour in zip(left.get_xticklabels(), column_colours):
+    left.set_xticks(range(x + window + 1), headers, fontsize=9)
+    for tick, colour in zip(left.get_xticklabels(), column_colours, strict=True):
         tick.set_color(colour)
     left.set_yticks(range(length))
     left.set_ylabel("query token")
     left.axvline(x - 0.5, color="k", lw=1)
-    left.set_title(f"attentions: {length} x (x + W + 1) = {length} x {x + window + 1}", fontsize=10)
+    left.set_title(f"attentions\n{length} x (x + W + 1) = {length} x {x + window + 1}", fontsize=11)
     right.set_xticks(range(length))
     right.set_yticks(range(length))
     right.set_xlabel("key token")
-    right.set_title("to_dense: the same weights at their absolute keys", fontsize=10)
+    right.set_title("to_dense: the same weights\nat their absolute keys", fontsize=11)
     for p in global_positions:
         for axis in (right.get_xticklabels()[p], right.get_yticklabels()[p]):
             axis.set_color(GLOBAL)
@@ -500,15 +499,15 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     rows = [i for i in range(w, length) if mask[0, i] == 1 and mask[0, i - w] == 1]
     i = rows[len(rows) // 2] if rows else next(i for i in range(length) if mask[0, i] == 1)
     arrows = [(x + w, i)] + ([(0, global_positions[0])] if x else []) + ([(x, i - w)] if rows else [])
-    for (c, j), bend in zip(arrows, (-0.12, 0.2, -0.28)):  # bent apart: they share a row
+    for (c, j), bend in zip(arrows, (-0.12, 0.2, -0.28), strict=False):  # bent apart: they share a row
         for ax, cell in ((left, (c, i)), (right, (j, i))):
             ax.add_patch(Rectangle((cell[0] - 0.5, cell[1] - 0.5), 1, 1, fill=False, edgecolor=column_colours[c],
                                    lw=1.5))
         fig.add_artist(ConnectionPatch(xyA=(c, i), coordsA=left.transData, xyB=(j, i), coordsB=right.transData,
                                        arrowstyle="->", color=column_colours[c], lw=1.3, alpha=0.9, shrinkA=4,
                                        shrinkB=4, connectionstyle=f"arc3,rad={bend}"))
-    fig.suptitle("Longformer's attention layout: compact columns (left) and where they land (right). "
-                 "Zeros: G global key (moved to its g column), P pad key, E past the edge", fontsize=10)
+    fig.suptitle("Longformer's attention layout: compact columns (left) and where they land (right)\n"
+                 "zeros: G global key (its weight is in its g column), P pad key, E past the edge", fontsize=11)
     return fig
 
 
