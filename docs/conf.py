@@ -1,11 +1,13 @@
 """Sphinx configuration of ledref's documentation: MyST pages, the notebooks of ../notebooks rendered (and
-executed) by myst-nb, the API reference from docstrings, the CLI reference from the argument parser.
+executed) by myst-nb and published as .ipynb handouts with their outputs, the API reference from
+docstrings, the CLI reference from the argument parser.
 
     pip install -e ".[docs]" && sphinx-build -W --keep-going -b html docs docs/_build/html
 """
 
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -26,14 +28,21 @@ extensions = [
     "cli_reference",
 ]
 
-# The notebooks live in ../notebooks (text files that diff like code); Sphinx reads only its source
-# directory, so they are copied to docs/notebooks (ignored by git) at every build.
+# The notebooks live in ../notebooks/<track>/ (text files that diff like code); Sphinx reads only its
+# source directory, so they are copied to docs/notebooks/<track>/ (ignored by git) at every build, and
+# copies of notebooks that no longer exist are removed (they would be pages outside every toctree).
+TRACKS = ("student", "engineer")
 _notebooks = DOCS / "notebooks"
-_notebooks.mkdir(exist_ok=True)
-for _source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
-    _target = _notebooks / _source.name
+NOTEBOOKS = {f"notebooks/{track}/{source.stem}": source for track in TRACKS
+             for source in sorted((ROOT / "notebooks" / track).glob("[0-9][0-9]_*.md"))}
+for _docname, _source in NOTEBOOKS.items():
+    _target = DOCS / f"{_docname}.md"
+    _target.parent.mkdir(parents=True, exist_ok=True)
     if not _target.exists() or _target.read_bytes() != _source.read_bytes():
         shutil.copyfile(_source, _target)
+for _stale in _notebooks.rglob("*.md"):
+    if _stale.relative_to(DOCS).with_suffix("").as_posix() not in NOTEBOOKS:
+        _stale.unlink()
 
 exclude_patterns = ["_build", "kernels", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
@@ -101,6 +110,52 @@ def plain_bars(app, what, name, obj, options, lines):
         lines[n] = "`".join(p.replace("|", "\\|") if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
+# Handouts: myst-nb writes every notebook it executes, outputs included, to <outdir>/../jupyter_execute/;
+# each is published beside its page (notebooks/<track>/<name>.ipynb), linked under the page's title, and
+# each track also as one zip (notebooks/ledref-<track>-notebooks.zip), linked from the tutorials page.
+HANDOUT_LINK = ('<p class="handout">Download this notebook with its outputs: '
+                '<a href="{name}.ipynb" download>{name}.ipynb</a> (solutions folded; open it in Jupyter).</p>')
+
+
+def handout_link(app, doctree, docname):
+    """Under the title of a notebook's page, the link to its .ipynb handout."""
+    from docutils import nodes
+    if docname not in NOTEBOOKS or app.builder.format != "html":
+        return
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None:
+        return
+    link = nodes.raw("", HANDOUT_LINK.format(name=docname.rsplit("/", 1)[-1]), format="html")
+    section.insert(section.first_child_matching_class(nodes.title) + 1, link)
+
+
+def publish_handouts(app, exception):
+    """Copy the executed notebooks into the site; a notebook without its executed copy, or one with a code
+    cell that was not run, fails the build."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import nbformat
+    executed = Path(app.outdir).parent / "jupyter_execute"
+    for track in TRACKS:
+        zipped = Path(app.outdir) / "notebooks" / f"ledref-{track}-notebooks.zip"
+        with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+            for docname in (d for d in NOTEBOOKS if d.startswith(f"notebooks/{track}/")):
+                source = executed / f"{docname}.ipynb"
+                if not source.is_file():
+                    raise RuntimeError(f"no executed notebook at {source}: cannot publish the handout of {docname}")
+                notebook = nbformat.read(source, as_version=4)
+                unrun = [i for i, cell in enumerate(notebook.cells)
+                         if cell.cell_type == "code" and cell.get("execution_count") is None]
+                if unrun:
+                    raise RuntimeError(f"{source}: code cells {unrun} were not executed")
+                target = Path(app.outdir) / f"{docname}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                archive.write(source, f"ledref-{track}-notebooks/{Path(docname).name}.ipynb")
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", literal_blocks)
     app.connect("autodoc-process-docstring", plain_bars)
+    app.connect("doctree-resolved", handout_link)
+    app.connect("build-finished", publish_handouts)
