@@ -20,7 +20,7 @@ import ledref
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from conftest import SMALL, hf_cache, hf_call, hf_model, numpy_tree  # noqa: E402
 from hf_oracle import randomise  # noqa: E402
-from test_parity import CASES, SEQ2SEQ_FIELDS, make_inputs  # noqa: E402
+from support import CASES, SEQ2SEQ_FIELDS, make_inputs  # noqa: E402
 
 
 def leaves(x):

@@ -122,7 +122,7 @@ def random_led(path, cls=None, dtype="float64", seed=0, backend=None, **override
 
 def parity_inputs():
     """The inputs of the parity case with padding and mixed global tokens (for tests beside test_parity)."""
-    from test_parity import CASES, make_inputs
+    from support import CASES, make_inputs
     return make_inputs(CASES["globals_mixed"])
 
 
@@ -219,3 +219,16 @@ def pytest_runtest_makereport(item, call):
         if CI and report.skipped and item.get_closest_marker(marker) is not None:
             report.outcome = "failed"
             report.longrepr = f"CI=true: {marker} test {item.nodeid} skipped ({report.longrepr}); it must run in CI"
+
+
+@pytest.fixture(scope="session")
+def generation_checkpoint(tmp_path_factory):
+    """(HF model, path): seed 2 perturbed by for_generation gives varied tokens and eos at varied steps."""
+    torch, transformers = require("torch"), require("transformers")
+    from hf_oracle import for_generation
+    torch.manual_seed(2)
+    config = transformers.LEDConfig(**SMALL, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    model = for_generation(randomise(transformers.LEDForConditionalGeneration(config).eval(), torch, 2), torch)
+    path = tmp_path_factory.mktemp("generation")
+    model.save_pretrained(path, safe_serialization=True)
+    return model, path

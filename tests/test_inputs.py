@@ -7,7 +7,7 @@ import ledref
 from conftest import BACKENDS, SMALL, require, to_backend
 from ledref.backend import namespace_name
 from ledref.checkpoint import random_state_dict, save_checkpoint
-from test_parity import CASES, make_inputs
+from support import CASES, make_inputs
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from safetensors.numpy import load_file, save_file
 
 import ledref
 from conftest import BACKENDS, assert_close, hf_call, require
-from test_parity import CASES, make_inputs
+from support import CASES, make_inputs
 
 pytestmark = pytest.mark.parity
 
