@@ -481,7 +481,7 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     headers = [f"g{s}\n@{p}" for s, p in enumerate(global_positions)] + \
               [("self" if c == w else f"{c - w:+d}") for c in range(window + 1)]
     left.set_xticks(range(x + window + 1), headers, fontsize=8)
-    for tick, colour in zip(left.get_xticklabels(), column_colours):
+    for tick, colour in zip(left.get_xticklabels(), column_colours, strict=True):
         tick.set_color(colour)
     left.set_yticks(range(length))
     left.set_ylabel("query token")
@@ -500,7 +500,7 @@ def plot_layout_explainer(length=16, window=4, global_positions=(3, 10), n_pad=2
     rows = [i for i in range(w, length) if mask[0, i] == 1 and mask[0, i - w] == 1]
     i = rows[len(rows) // 2] if rows else next(i for i in range(length) if mask[0, i] == 1)
     arrows = [(x + w, i)] + ([(0, global_positions[0])] if x else []) + ([(x, i - w)] if rows else [])
-    for (c, j), bend in zip(arrows, (-0.12, 0.2, -0.28)):  # bent apart: they share a row
+    for (c, j), bend in zip(arrows, (-0.12, 0.2, -0.28), strict=False):  # bent apart: they share a row
         for ax, cell in ((left, (c, i)), (right, (j, i))):
             ax.add_patch(Rectangle((cell[0] - 0.5, cell[1] - 0.5), 1, 1, fill=False, edgecolor=column_colours[c],
                                    lw=1.5))

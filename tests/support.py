@@ -13,7 +13,6 @@ import numpy as np
 import ledref
 from conftest import hf_call, hf_model, require
 
-
 # ------------------------------------------------------------------ parity cases
 
 CASES = {

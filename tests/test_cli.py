@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import TEXT, ledref_command, one_error_line, terminal_stderr, write_pytorch_checkpoint
 
 import ledref
 from conftest import SMALL, hf_call, require
 from hf_oracle import for_generation, randomise
-from support import TEXT, ledref_command, one_error_line, terminal_stderr, write_pytorch_checkpoint
 
 pytestmark = pytest.mark.parity
 TOKENIZER = Path(__file__).parent / "data" / "tokenizer"
@@ -45,7 +45,8 @@ def test_summarize_matches_transformers(options, checkpoint, tmp_path):
     positions = [int(p) for p in options[options.index("--global") + 1].split(",")] if "--global" in options else [0]
     global_attention_mask = np.zeros_like(input_ids)
     global_attention_mask[0, positions] = 1
-    settings = {o.lstrip("-").replace("-", "_"): int(v) for o, v in zip(options[::2], options[1::2]) if o != "--global"}
+    settings = {o.lstrip("-").replace("-", "_"): int(v) for o, v in zip(options[::2], options[1::2], strict=True)
+                if o != "--global"}
     ids = hf_call(hf.generate, "float32", input_ids=input_ids, global_attention_mask=global_attention_mask, **settings)
     expected = tokenizer.decode(ids[0], skip_special_tokens=True)
     assert run.stdout == expected + "\n"

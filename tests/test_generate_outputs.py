@@ -6,12 +6,11 @@ search, beam search and (with transformers replaying ledref's draws) sampling.""
 import numpy as np
 import pytest
 from array_api_compat import array_namespace
+from support import batch, sample_both
 
 import ledref
 from conftest import assert_tree_close, hf_call, hf_model, numpy_tree, to_backend
 from ledref.backend import namespace_name
-from support import batch, sample_both
-
 
 pytestmark = pytest.mark.parity
 

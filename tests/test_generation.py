@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from support import batch, hf_generate
 
 import ledref
 from conftest import hf_call, numpy_tree, require, to_backend
-from support import batch, hf_generate
 
 pytestmark = pytest.mark.parity
 
@@ -48,7 +48,8 @@ def test_the_model_is_not_degenerate(checkpoint):
 def test_greedy_matches_transformers(settings, checkpoint, backend, implementation):
     hf, path = checkpoint
     expected = numpy_tree(hf_generate(hf, **settings).sequences)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend,
+                                                               attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, **settings)
     np.testing.assert_array_equal(ours, expected)
 
@@ -57,7 +58,8 @@ def test_greedy_matches_transformers(settings, checkpoint, backend, implementati
 def test_beam_search_matches_transformers(settings, checkpoint, backend, implementation):
     hf, path = checkpoint
     expected = hf_generate(hf, **settings)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend,
+                                                               attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, return_dict_in_generate=True,
                           output_scores=True, **settings)
     np.testing.assert_array_equal(ours.sequences, numpy_tree(expected.sequences))

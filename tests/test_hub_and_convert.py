@@ -5,11 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import write_pytorch_checkpoint
 
 import ledref
-from conftest import parity_inputs, assert_close, hf_call, require
+from conftest import assert_close, hf_call, parity_inputs, require
 from ledref.convert import convert
-from support import write_pytorch_checkpoint
 
 pytestmark = pytest.mark.parity
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -44,7 +44,7 @@ def dense_reference(model, out, global_attention_mask, attention_mask):
     params = model._params_for(model.default_xp)["encoder"]["layers"]
     return [dense_attention_matrix(h, mask, window // 2, model.config.encoder_attention_heads,
                                    **layer["self_attn"]["longformer_self_attn"])
-            for h, layer, window in zip(out.encoder_hidden_states, params, model.config.attention_window)]
+            for h, layer, window in zip(out.encoder_hidden_states, params, model.config.attention_window, strict=False)]
 
 
 @st.composite
@@ -78,7 +78,8 @@ def test_to_dense_is_the_dense_reference_and_to_band_inverts_it(spec, tmp_path):
                 decoder_input_ids=[[2]] * b, output_attentions=True, output_hidden_states=True)
     references = dense_reference(model, out, global_attention_mask, attention_mask)
     glob = out.encoder_global_attentions or (None,) * len(windows)
-    for layer, (local, g, reference, window) in enumerate(zip(out.encoder_attentions, glob, references, windows)):
+    layers = zip(out.encoder_attentions, glob, references, windows, strict=True)
+    for layer, (local, g, reference, window) in enumerate(layers):
         dense = to_dense(local, g, global_attention_mask, attention_mask)
         np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-10, err_msg=f"layer {layer}")
         real = attention_mask == 1
@@ -106,7 +107,7 @@ def test_on_transformers_outputs(make_checkpoint):
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
     references = dense_reference(model, model(**args), global_attention_mask, attention_mask)
     for local, g, reference, window in zip(theirs.encoder_attentions, theirs.encoder_global_attentions, references,
-                                           [4, 8]):
+                                           [4, 8], strict=True):
         local, g = local.numpy(), g.numpy()
         dense = to_dense(local, g, global_attention_mask, attention_mask)
         np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-10)

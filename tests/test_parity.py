@@ -6,10 +6,10 @@ Tolerance per tensor: max |ours - HF| <= 1e-4 * max(1, max |HF|) in float32, 1e-
 
 import numpy as np
 import pytest
+from support import CASES, SEQ2SEQ_FIELDS, make_inputs
 
 import ledref
 from conftest import assert_close, assert_tree_close, hf_cache, hf_call, hf_model, numpy_tree, to_backend
-from support import CASES, SEQ2SEQ_FIELDS, make_inputs
 
 pytestmark = pytest.mark.parity
 

@@ -55,7 +55,7 @@ def test_band_local_equals_dense_local(case, backend):
     slots = global_slots(mask)
     band = self_attention(h, mask, slots, w, heads, implementation="band_matrix", **weights)
     dense = self_attention(h, mask, slots, w, heads, implementation="dense", **weights)
-    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense):
+    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense, strict=True):
         close(a, r, name)
     assert ledref.to_numpy(band[1]).shape == (b, heads, length, slots[2] + 2 * w + 1)
 
@@ -100,8 +100,8 @@ def test_band_matrix_model_equals_dense_model(case, backend, tmp_path):
     for field in ("encoder_hidden_states", "encoder_attentions", "encoder_global_attentions", "cross_attentions"):
         a, r = getattr(outs[0], field), getattr(outs[1], field)
         assert (a is None) == (r is None), field
-        for i, (x, y) in enumerate(zip(a or (), r or ())):
+        for i, (x, y) in enumerate(zip(a or (), r or (), strict=True)):
             close(x, y, f"{field}[{i}]")
-    for i, (probs, window) in enumerate(zip(outs[0].encoder_attentions, windows)):
+    for i, (probs, window) in enumerate(zip(outs[0].encoder_attentions, windows, strict=True)):
         x = 0 if outs[0].encoder_global_attentions is None else outs[0].encoder_global_attentions[i].shape[-1]
         assert probs.shape == (b, 2, length, x + window + 1)

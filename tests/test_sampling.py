@@ -10,11 +10,11 @@ beam search with bad_words_ids and repetition_penalty must give transformers' id
 
 import numpy as np
 import pytest
+from support import batch, hf_generate, probabilities, sample_both
 
 import ledref
 import ledref.sampling
 from conftest import hf_call, hf_model, numpy_tree, require
-from support import batch, hf_generate, probabilities, sample_both
 
 pytestmark = pytest.mark.parity
 
@@ -47,7 +47,7 @@ def test_sampling_distributions_match_transformers(settings, checkpoint, monkeyp
     np.testing.assert_array_equal(ours.sequences, numpy_tree(theirs.sequences))
     assert len(ours.scores) == len(theirs.scores) == 20
     worst = 0.0
-    for step, (mine, reference) in enumerate(zip(ours.scores, theirs.scores)):
+    for step, (mine, reference) in enumerate(zip(ours.scores, theirs.scores, strict=True)):
         mine, reference = probabilities(mine), probabilities(numpy_tree(reference))
         assert np.array_equal(mine > 0, reference > 0), f"step {step}: the tokens kept differ"
         worst = max(worst, float(np.max(np.abs(mine - reference))))
@@ -69,7 +69,7 @@ def test_beam_sample_matches_transformers(settings, checkpoint, monkeypatch):
     np.testing.assert_array_equal(ours.sequences, numpy_tree(theirs.sequences))
     np.testing.assert_allclose(ours.sequences_scores, numpy_tree(theirs.sequences_scores), rtol=0, atol=1e-4)
     worst = max(float(np.max(np.abs(probabilities(a) - probabilities(numpy_tree(b)))))
-                for a, b in zip(ours.scores, theirs.scores))
+                for a, b in zip(ours.scores, theirs.scores, strict=True))
     assert worst <= 1e-6, worst
 
 

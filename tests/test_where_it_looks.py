@@ -4,11 +4,11 @@ encoder's; the figure keeps every one-token mark visible among thousands of toke
 
 import numpy as np
 import pytest
+from support import batch
 
 import ledref
 from conftest import hf_call, random_led, require
 from ledref import viz
-from support import batch
 
 pytestmark = pytest.mark.parity
 
