@@ -207,3 +207,19 @@ def sample_both(monkeypatch, checkpoint, **settings):
     assert not left, f"transformers drew {len(draws) - len(left)} times, ledref {len(draws)}"
     return ours, theirs
 
+
+# ------------------------------------------------------------------ comparisons
+
+def close(a, b, name, tol=1e-10):
+    """Two arrays (or nested tuples of them, or None) of any backends equal within tol, entry by entry."""
+    if a is None or b is None:
+        assert a is None and b is None, name
+        return
+    if isinstance(a, (tuple, list)):
+        assert isinstance(b, (tuple, list)) and len(a) == len(b), name
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            close(x, y, f"{name}[{i}]", tol)
+        return
+    a, b = ledref.to_numpy(a), ledref.to_numpy(b)
+    assert a.shape == b.shape, (name, a.shape, b.shape)
+    assert np.max(np.abs(a - b), initial=0.0) <= tol, (name, np.max(np.abs(a - b)))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import close
 
 import ledref
 from conftest import to_backend
@@ -20,20 +21,6 @@ from ledref.reference.attention import global_slots
 TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def close(a, b, name):
-    if a is None or b is None:
-        assert a is None and b is None, name
-        return
-    if isinstance(a, (tuple, list)):
-        assert isinstance(b, (tuple, list)) and len(a) == len(b), name
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            close(x, y, f"{name}[{i}]")
-        return
-    a, b = ledref.to_numpy(a), ledref.to_numpy(b)
-    assert a.shape == b.shape, (name, a.shape, b.shape)
-    assert np.max(np.abs(a - b), initial=0.0) <= TOL, (name, np.max(np.abs(a - b)))
 
 
 @st.composite

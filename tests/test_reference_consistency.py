@@ -8,6 +8,7 @@ transformers cannot run (window 2, non-dividing windows, arbitrary masks)."""
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import close
 
 import ledref
 from conftest import to_backend
@@ -17,15 +18,6 @@ from ledref.reference.attention import global_slots, self_attention
 
 TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
-
-
-def close(a, b, name):
-    if a is None or b is None:
-        assert a is None and b is None, name
-        return
-    a, b = ledref.to_numpy(a), ledref.to_numpy(b)
-    assert a.shape == b.shape, (name, a.shape, b.shape)
-    assert np.max(np.abs(a - b), initial=0.0) <= TOL, (name, np.max(np.abs(a - b)))
 
 
 @st.composite
