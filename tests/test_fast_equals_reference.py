@@ -18,7 +18,6 @@ from ledref.backend import namespace, to_namespace
 from ledref.checkpoint import load_params, random_state_dict, save_checkpoint
 from ledref.reference.attention import global_slots
 
-TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

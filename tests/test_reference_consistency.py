@@ -16,7 +16,6 @@ from ledref.backend import namespace, to_namespace
 from ledref.checkpoint import load_params, random_state_dict, save_checkpoint
 from ledref.reference.attention import global_slots, self_attention
 
-TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
 
 
