@@ -32,7 +32,7 @@ padded = out.encoder_global_attentions[0].shape[2]
 seconds = time.perf_counter() - start
 print(f"input of {input_ids.shape[1]} tokens (padded to {padded} inside), forward in {seconds:.2f} s")
 print("logits", out.logits.shape)
-for layer, (local, glob) in enumerate(zip(out.encoder_attentions, out.encoder_global_attentions)):
+for layer, (local, glob) in enumerate(zip(out.encoder_attentions, out.encoder_global_attentions, strict=True)):
     print(f"encoder layer {layer}: attentions {local.shape} = (batch, heads, tokens, x + window + 1), "
           f"global_attentions {glob.shape} = (batch, heads, padded tokens, x)")
 rows = out.encoder_attentions[0][0, :, 1:, :].sum(axis=-1)  # local tokens' rows: global column + band

@@ -2,15 +2,28 @@
 equal to transformers, for teaching, attention analysis and as an oracle for other implementations."""
 
 from .backend import to_numpy
-from .config import LEDConfig
-from .errors import (CheckpointError, CheckpointNotFoundError, ConfigError, GenerationError, InputError, LedrefError,
-                     TokenizerError)
-from .generation import GenerationConfig
-from .model import (LEDForConditionalGeneration, LEDForQuestionAnswering, LEDForSequenceClassification, LEDModel,
-                    LEDPreTrainedModel, shift_tokens_right)
-from .tokenizer import LEDTokenizer
 from .compare import compare
+from .config import LEDConfig
+from .errors import (
+                     CheckpointError,
+                     CheckpointNotFoundError,
+                     ConfigError,
+                     GenerationError,
+                     InputError,
+                     LedrefError,
+                     TokenizerError,
+)
+from .generation import GenerationConfig
+from .model import (
+                     LEDForConditionalGeneration,
+                     LEDForQuestionAnswering,
+                     LEDForSequenceClassification,
+                     LEDModel,
+                     LEDPreTrainedModel,
+                     shift_tokens_right,
+)
 from .recorder import Recorder
+from .tokenizer import LEDTokenizer
 
 __version__ = "0.1.0"
 

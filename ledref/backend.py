@@ -2,11 +2,16 @@
 them. The reference never asks which backend it runs on; the fast path asks through `fast.runtime`."""
 
 import importlib
+from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj
 
 from .errors import InputError, LedrefError
+
+# names for annotations: the Array API has no common array class, so these say what is meant and check nothing
+Array = Any  # an array of any Array API library
+ArrayLike = Any  # an Array, a NumPy array, or nested lists of numbers
 
 BACKENDS = {"numpy": "array_api_compat.numpy", "array_api_strict": "array_api_strict",
             "cupy": "array_api_compat.cupy", "torch": "array_api_compat.torch"}

@@ -8,6 +8,7 @@ ledref.errors), naming the argument, field or file and saying what was expected.
 import json
 import math
 import os
+from typing import TypeGuard
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def short(value, limit=80):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def is_int(value):
+def is_int(value: object) -> TypeGuard[int]:
     """An int or a NumPy integer, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 

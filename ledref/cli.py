@@ -105,7 +105,8 @@ def build_parser():
     s.add_argument("--min-length", type=int)
     s.add_argument("--length-penalty", type=float)
     s.add_argument("--no-repeat-ngram-size", type=int)
-    s.add_argument("--early-stopping", type=early_stopping, choices=[True, False, "never"], metavar="{true,false,never}")
+    s.add_argument("--early-stopping", type=early_stopping, choices=[True, False, "never"],
+                   metavar="{true,false,never}")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
 
     d = commands.add_parser("demo", help="run the embedded model on a long document, offline, and draw where it "

@@ -32,7 +32,9 @@ get rtol and atol. A row's tolerances are in `row.rtol` and `row.atol`.
 import fnmatch
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -203,7 +205,11 @@ class Selection:
         return self.rtol, self.atol
 
 
-def compare(reference, other, rtol=1e-5, atol=1e-6, only=None, exclude=None, tolerances=None):
+def compare(reference: str | os.PathLike | Mapping[str, Any], other: str | os.PathLike | Mapping[str, Any],
+            rtol: float = 1e-5, atol: float = 1e-6, only: str | Sequence[str] | None = None,
+            exclude: str | Sequence[str] | None = None,
+            tolerances: Mapping[str, tuple[float, float]] | Sequence[tuple[str, float, float]] | None = None,
+            ) -> "Report":
     """Compare `other` with `reference`: two safetensors files, two directories of them, or two dicts
     name -> array. `only`, `exclude`: fnmatch patterns (or lists) selecting tensor names; `tolerances`:
     other (rtol, atol) by pattern. Returns a Report (rows, ok)."""

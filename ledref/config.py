@@ -54,7 +54,7 @@ class LEDConfig:
     activation_function: str = "gelu"
     max_encoder_position_embeddings: int = 16384
     max_decoder_position_embeddings: int = 1024
-    attention_window: list = 512
+    attention_window: int | list = 512  # a list, one window per encoder layer, once constructed
     pad_token_id: int = 1
     bos_token_id: int = 0
     eos_token_id: int = 2

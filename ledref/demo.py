@@ -41,10 +41,10 @@ class DemoResult:
 
     n_tokens: int
     answer: str
-    expected: str = None
-    correct: bool = None
-    fact_attention: float = None
-    fact_share: float = None
+    expected: str | None = None
+    correct: bool | None = None
+    fact_attention: float | None = None
+    fact_share: float | None = None
     figures: list = field(default_factory=list)
     seconds: float = 0.0
 

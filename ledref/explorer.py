@@ -48,7 +48,7 @@ class ExplorerPage:
     n_tokens: int
     layer: int
     heads: int
-    summary: str = None
+    summary: str | None = None
     kept: dict = field(default_factory=dict)
     mass: dict = field(default_factory=dict)
     seconds: float = 0.0

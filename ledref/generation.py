@@ -18,8 +18,7 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from . import inputs, sampling
 from .backend import to_numpy
-from .checks import (check_bool, check_callable, check_int, check_path, check_real, is_bool, is_int, read_json,
-                     short)
+from .checks import check_bool, check_callable, check_int, check_path, check_real, is_bool, is_int, read_json, short
 from .errors import GenerationError, InputError
 from .outputs import GenerateBeamEncoderDecoderOutput, GenerateEncoderDecoderOutput, as_encoder_output
 
@@ -272,7 +271,7 @@ def process_scores(scores, sequences, settings, eos_ids, max_length, min_length)
         for row in range(n):
             tokens = sequences[row].tolist()
             prefix = tuple(tokens[cur_len - ngram + 1:])
-            banned = [ids[-1] for ids in zip(*[tokens[i:] for i in range(ngram)]) if ids[:-1] == prefix]
+            banned = [ids[-1] for ids in zip(*[tokens[i:] for i in range(ngram)], strict=False) if ids[:-1] == prefix]
             scores[row, banned] = -np.inf
     if settings.bad_words_ids is not None:
         scores = sampling.ban_bad_words(scores, sequences, settings.bad_words_ids, eos_ids)

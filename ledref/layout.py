@@ -23,11 +23,12 @@ brought to NumPy, only the rows needed). Layers whose attentions were not asked 
 `output_attentions`) are skipped where a function takes every layer.
 """
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import ArrayLike, to_numpy
 from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
 
@@ -57,7 +58,8 @@ def index(name, value, size, noun):
     return int(value)
 
 
-def merged_mask(global_attention_mask, attention_mask, shape):
+def merged_mask(global_attention_mask: ArrayLike | None, attention_mask: ArrayLike | None,
+                shape: tuple[int, int]) -> np.ndarray:
     """transformers' merged mask [B, L]: 0 pad, 1 local, 2 global."""
     am = np.ones(shape, dtype=np.int64) if attention_mask is None else as_numpy(attention_mask, "attention_mask")
     gm = (np.zeros(shape, dtype=np.int64) if global_attention_mask is None
@@ -70,7 +72,7 @@ def merged_mask(global_attention_mask, attention_mask, shape):
     return am.astype(np.int64) * (gm.astype(np.int64) + 1)
 
 
-def global_positions(mask):
+def global_positions(mask: ArrayLike) -> list[np.ndarray]:
     """Per batch row, the positions of its global tokens (ascending: slot order)."""
     return [np.flatnonzero(row == 2) for row in mask]
 
@@ -139,8 +141,9 @@ def _layout(attentions, global_attentions, global_attention_mask, attention_mask
     return a, g, mask, positions, x, window // 2
 
 
-def to_dense(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, start=None,
-             stop=None):
+def to_dense(attentions: ArrayLike, global_attentions: ArrayLike | None = None,
+             global_attention_mask: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+             start: int | None = None, stop: int | None = None) -> np.ndarray:
     """The [B, H, L, L] attention matrix of one layer from its compact outputs: row i holds the weights with
     which token i mixed the values of every token j (every real token's row sums to 1; pad rows are 0).
 
@@ -164,7 +167,8 @@ def to_dense(attentions, global_attentions=None, global_attention_mask=None, att
     return dense
 
 
-def to_band(dense, global_attention_mask=None, attention_mask=None, window=None, padded_length=None):
+def to_band(dense: ArrayLike, global_attention_mask: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+            window: int | None = None, padded_length: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The inverse of `to_dense`: (attentions [B, H, L, x + window + 1], global_attentions [B, H, Lp, x] or
     None), exactly as the model returns them. `padded_length` is the Lp of global_attentions (default L)."""
     d = as_numpy(dense, "dense")
@@ -173,6 +177,7 @@ def to_band(dense, global_attention_mask=None, attention_mask=None, window=None,
     if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
         raise InputError(f"window={short(window)}; expected the layer's even attention window from 2 to "
                          f"{MAX_WINDOW} (an int)")
+    window = cast(int, window)
     b, h, length, _ = d.shape
     padded = length if padded_length is None else check_int("padded_length", padded_length, InputError, minimum=0)
     if padded < length:
@@ -187,18 +192,19 @@ def to_band(dense, global_attention_mask=None, attention_mask=None, window=None,
         inside = (keys >= 0) & (keys < length)
         local_key = (mask[:, keys[inside]] == 1)[:, None, :]  # global and pad keys leave the band
         a[:, :, rows[inside], x + c] = np.where(local_key, d[:, :, rows[inside], keys[inside]], 0)
-    g = np.zeros((b, h, padded, x), dtype=d.dtype) if x else None
+    g = np.zeros((b, h, padded, x), dtype=d.dtype)
     for row, pos in enumerate(positions):
-        if x:
-            g[row, :, :, len(pos):] = 1 / padded  # unused slots: uniform, as transformers
+        g[row, :, :, len(pos):] = 1 / padded  # unused slots: uniform, as transformers
         for slot, p in enumerate(pos):
             a[row, :, :, slot] = d[row, :, :, p]
             g[row, :, :length, slot] = d[row, :, p, :]
     a[np.broadcast_to((mask != 1)[:, None, :], a.shape[:3])] = 0  # rows of global and pad queries
-    return a, g
+    return a, (g if x else None)
 
 
-def attention_weight(attentions, global_attentions, query, key, global_attention_mask=None, attention_mask=None):
+def attention_weight(attentions: ArrayLike, global_attentions: ArrayLike | None, query: int, key: int,
+                     global_attention_mask: ArrayLike | None = None,
+                     attention_mask: ArrayLike | None = None) -> np.ndarray:
     """How much token `query` attends to token `key`, per batch row and head [B, H], read from the compact
     layout directly (no L x L matrix)."""
     a, g, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask)
@@ -325,8 +331,10 @@ class BertvizInput(NamedTuple):
     """The n tokens, as text."""
 
 
-def to_bertviz(attentions, global_attentions=None, global_attention_mask=None, attention_mask=None, row=0,
-               start=None, stop=None, tokens=None, tokenizer=None, input_ids=None, max_tokens=512):
+def to_bertviz(attentions: Sequence[ArrayLike | None], global_attentions: Sequence[ArrayLike | None] | None = None,
+               global_attention_mask: ArrayLike | None = None, attention_mask: ArrayLike | None = None, row: int = 0,
+               start: int | None = None, stop: int | None = None, tokens: Sequence[str] | None = None,
+               tokenizer: Any = None, input_ids: ArrayLike | None = None, max_tokens: int = 512) -> "BertvizInput":
     """The window start..stop of one batch row as bertviz takes it: `head_view(*to_bertviz(...))`.
 
     attentions / global_attentions: the per-layer tuples of a model output (layers given as None, not

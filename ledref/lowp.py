@@ -56,7 +56,7 @@ def _fused():
     return {fn.__code__: group for fn, group in groups.items()}
 
 
-FUSED = {}
+FUSED: dict = {}
 
 
 def _caller_kernel():
@@ -161,7 +161,7 @@ for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     setattr(LowArray, f"__{_name}__", _binary(getattr(operator, _name)))
 for _name in ("neg", "pos", "abs", "invert"):
     setattr(LowArray, f"__{_name}__", (lambda op: lambda self: self.ns._apply(op, self))(getattr(operator, _name)))
-LowArray.__hash__ = None
+LowArray.__hash__ = None  # type: ignore[assignment,method-assign]
 
 
 class Namespace:
@@ -254,7 +254,7 @@ class Namespace:
         return LowArray(self._rounded(x).astype(dtype), self)
 
 
-_NAMESPACES = {}
+_NAMESPACES: dict = {}
 
 
 def namespace(name):

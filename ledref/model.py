@@ -6,26 +6,38 @@ V vocabulary.
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any, TypeVar
 
 import numpy as np
 from array_api_compat import array_namespace, device, is_array_api_obj
 
 from . import fast, inputs, lowp, reference
-from .backend import input_device, input_namespace, namespace, namespace_name, to_namespace
+from .backend import ArrayLike, input_device, input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import check_params, flatten, load_params, save_params, tensor_shapes
 from .checks import check_bool, check_callable, check_choice, check_int, short
 from .config import LEDConfig
 from .errors import ConfigError, InputError, LedrefError
+from .generation import GenerationConfig, generate
+from .hub import resolve
+from .outputs import (
+    SEQ2SEQ_FIELDS,
+    BaseModelOutputWithPastAndCrossAttentions,
+    LEDSeq2SeqLMOutput,
+    LEDSeq2SeqModelOutput,
+    LEDSeq2SeqQuestionAnsweringModelOutput,
+    LEDSeq2SeqSequenceClassifierOutput,
+    as_encoder_output,
+)
+from .recorder import Recorder
 from .reference.attention import global_slots, select_heads
 from .reference.functional import linear
 from .reference.model import lm_head
-from .generation import GenerationConfig, generate
-from .hub import resolve
-from .outputs import (SEQ2SEQ_FIELDS, BaseModelOutputWithPastAndCrossAttentions, LEDSeq2SeqLMOutput, LEDSeq2SeqModelOutput, LEDSeq2SeqQuestionAnsweringModelOutput,
-                      LEDSeq2SeqSequenceClassifierOutput, as_encoder_output)
 
 DTYPES = ("float32", "float64", "bfloat16", "float16")  # the last two emulated by ledref.lowp
+Cache = Sequence[Sequence[Any]]  # per decoder layer (self k, self v, cross k, cross v), as use_cache=True returns
+M = TypeVar("M", bound="LEDPreTrainedModel")
 IMPLEMENTATIONS = ("band", "band_matrix", "dense")  # "band": ledref.fast; the others: ledref.reference
 
 
@@ -161,7 +173,7 @@ class LEDPreTrainedModel:
     in that order). Only the maps asked for are computed.
     """
 
-    head = None
+    head: str | None = None
 
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
         dtype = dtype_name(dtype)
@@ -177,8 +189,10 @@ class LEDPreTrainedModel:
         self._params_for(self.default_xp)
 
     @classmethod
-    def from_pretrained(cls, name_or_path, dtype=None, attn_implementation="band", backend=None,
-                        revision=None, cache_dir=None, local_files_only=False, torch_dtype=None):
+    def from_pretrained(cls: type[M], name_or_path: str | os.PathLike, dtype: Any = None,
+                        attn_implementation: str = "band", backend: str | None = None, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                        torch_dtype: Any = None) -> M:
         """Load config.json and safetensors weights from a checkpoint directory, a Hugging Face cache
         folder, or a Hub repo id (owner/name; needs huggingface_hub), see ledref.hub.resolve.
 
@@ -196,7 +210,7 @@ class LEDPreTrainedModel:
         model._read_extras(path)
         return model
 
-    def save_pretrained(self, save_directory):
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write the model in the Hub layout, as transformers' save_pretrained does: config.json (with
         `architectures` and `dtype`), model.safetensors (the `led.` prefix when there is a head, the tied
         embedding once, in the model's dtype) and, for LEDForConditionalGeneration, generation_config.json.
@@ -283,11 +297,11 @@ class LEDPreTrainedModel:
         """The decoder alone: `model.decoder(input_ids, encoder_hidden_states=..., ...)` (see LEDDecoder)."""
         return LEDDecoder(self)
 
-    def get_encoder(self):
+    def get_encoder(self) -> "LEDEncoder":
         """`model.encoder`, under transformers' accessor name."""
         return self.encoder
 
-    def get_decoder(self):
+    def get_decoder(self) -> "LEDDecoder":
         """`model.decoder`, under transformers' accessor name."""
         return self.decoder
 
@@ -295,12 +309,12 @@ class LEDPreTrainedModel:
         """The shared token embedding (LEDEmbedding): `model.get_input_embeddings()(input_ids)`."""
         return LEDEmbedding(self)
 
-    def eval(self):
+    def eval(self: M) -> M:
         """Returns the model: ledref only runs inference (no dropout to switch off), as after transformers'
         eval()."""
         return self
 
-    def num_parameters(self, only_trainable=False, exclude_embeddings=False):
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         """The number of parameters as transformers' num_parameters counts them: the tied embedding once,
         final_logits_bias not (transformers holds it as a buffer); exclude_embeddings leaves out the token
         and both position embeddings. Every parameter counts as trainable, as in a loaded transformers
@@ -581,7 +595,8 @@ class LEDDecoder:
                                                             (batch, past_key_values[0][2].shape[2]))
         h, hidden, self_attns, cross_attns, cache = model._decode(
             xp, model._params_for(xp, input_device(args)), batch, input_ids, inputs_embeds, encoder_hidden_states,
-            encoder_attention_mask, attention_mask, past_key_values, model._flag("output_attentions", output_attentions),
+            encoder_attention_mask, attention_mask, past_key_values,
+            model._flag("output_attentions", output_attentions),
             model._flag("output_hidden_states", output_hidden_states), recorder)
         out = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=h, past_key_values=cache if model._flag("use_cache", use_cache) else None,
@@ -592,11 +607,14 @@ class LEDDecoder:
 class LEDModel(LEDPreTrainedModel):
     """The bare encoder-decoder: `last_hidden_state` is the decoder's output."""
 
-    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, encoder_outputs=None, recorder=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, return_dict=None,
-                attention_heads=None):
+    def forward(self, input_ids: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+                global_attention_mask: ArrayLike | None = None, decoder_input_ids: ArrayLike | None = None,
+                decoder_attention_mask: ArrayLike | None = None, past_key_values: Cache | None = None,
+                use_cache: bool | None = None, output_attentions: bool | Sequence[int] | None = None,
+                output_hidden_states: bool | None = None, encoder_outputs: Any = None,
+                recorder: Recorder | None = None, inputs_embeds: ArrayLike | None = None,
+                decoder_inputs_embeds: ArrayLike | None = None, return_dict: bool | None = None,
+                attention_heads: Sequence[int] | None = None) -> LEDSeq2SeqModelOutput | tuple:
         """The encoder-decoder pass with transformers' arguments -> LEDSeq2SeqModelOutput. Without
         decoder_input_ids they are shift_tokens_right(input_ids); `recorder` collects the intermediates."""
         return self._result(self._seq2seq(**self._args(locals()))[3], return_dict)
@@ -619,7 +637,8 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
     def _save_extras(self, path):
         self.generation_config.save_pretrained(path)
 
-    def generate(self, input_ids=None, attention_mask=None, global_attention_mask=None, **kwargs):
+    def generate(self, input_ids: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+                 global_attention_mask: ArrayLike | None = None, **kwargs: Any) -> Any:
         """Token ids [B * num_return_sequences, T] starting with the decoder start token, as transformers'
         generate. kwargs override generation_config (see ledref.generation.generate)."""
         return generate(self, input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
@@ -636,11 +655,15 @@ class LEDForConditionalGeneration(LEDPreTrainedModel):
             output_attentions, output_hidden_states)
         return lm_head(h[:, -1:, :], params)[:, 0, :], cache, (hidden, self_attns, cross_attns)
 
-    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, encoder_outputs=None, recorder=None, labels=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, return_dict=None,
-                attention_heads=None):
+    def forward(self, input_ids: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+                global_attention_mask: ArrayLike | None = None, decoder_input_ids: ArrayLike | None = None,
+                decoder_attention_mask: ArrayLike | None = None, past_key_values: Cache | None = None,
+                use_cache: bool | None = None, output_attentions: bool | Sequence[int] | None = None,
+                output_hidden_states: bool | None = None, encoder_outputs: Any = None,
+                recorder: Recorder | None = None, labels: ArrayLike | None = None,
+                inputs_embeds: ArrayLike | None = None, decoder_inputs_embeds: ArrayLike | None = None,
+                return_dict: bool | None = None, attention_heads: Sequence[int] | None = None,
+                ) -> LEDSeq2SeqLMOutput | tuple:
         """LEDModel's pass and the head -> LEDSeq2SeqLMOutput (logits [B, T, V]). `labels` [B, T] give the
         mean cross-entropy as `loss` (-100 ignored) and, without decoder_input_ids, the decoder inputs."""
         xp, params, h, out, checked = self._seq2seq(**self._args(locals()), labels=labels,
@@ -663,11 +686,15 @@ class LEDForQuestionAnswering(LEDPreTrainedModel):
 
     head = "qa"
 
-    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, encoder_outputs=None, recorder=None, start_positions=None,
-                end_positions=None, inputs_embeds=None, decoder_inputs_embeds=None, return_dict=None,
-                attention_heads=None):
+    def forward(self, input_ids: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+                global_attention_mask: ArrayLike | None = None, decoder_input_ids: ArrayLike | None = None,
+                decoder_attention_mask: ArrayLike | None = None, past_key_values: Cache | None = None,
+                use_cache: bool | None = None, output_attentions: bool | Sequence[int] | None = None,
+                output_hidden_states: bool | None = None, encoder_outputs: Any = None,
+                recorder: Recorder | None = None, start_positions: ArrayLike | None = None,
+                end_positions: ArrayLike | None = None, inputs_embeds: ArrayLike | None = None,
+                decoder_inputs_embeds: ArrayLike | None = None, return_dict: bool | None = None,
+                attention_heads: Sequence[int] | None = None) -> LEDSeq2SeqQuestionAnsweringModelOutput | tuple:
         """LEDModel's pass and qa_outputs -> LEDSeq2SeqQuestionAnsweringModelOutput. With start_positions
         and end_positions [B], `loss` is the mean of the two cross-entropies, as transformers computes it."""
         extra = dict(start_positions=start_positions, end_positions=end_positions)
@@ -693,11 +720,15 @@ class LEDForSequenceClassification(LEDPreTrainedModel):
 
     head = "classification"
 
-    def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, decoder_input_ids=None,
-                decoder_attention_mask=None, past_key_values=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, encoder_outputs=None, recorder=None, labels=None, inputs_embeds=None,
-                decoder_inputs_embeds=None, return_dict=None,
-                attention_heads=None):
+    def forward(self, input_ids: ArrayLike | None = None, attention_mask: ArrayLike | None = None,
+                global_attention_mask: ArrayLike | None = None, decoder_input_ids: ArrayLike | None = None,
+                decoder_attention_mask: ArrayLike | None = None, past_key_values: Cache | None = None,
+                use_cache: bool | None = None, output_attentions: bool | Sequence[int] | None = None,
+                output_hidden_states: bool | None = None, encoder_outputs: Any = None,
+                recorder: Recorder | None = None, labels: ArrayLike | None = None,
+                inputs_embeds: ArrayLike | None = None, decoder_inputs_embeds: ArrayLike | None = None,
+                return_dict: bool | None = None, attention_heads: Sequence[int] | None = None,
+                ) -> LEDSeq2SeqSequenceClassifierOutput | tuple:
         """LEDModel's pass and the classification head -> LEDSeq2SeqSequenceClassifierOutput (logits
         [B, num_labels]); `labels` give the loss transformers would choose (see the class docstring)."""
         config = self.config

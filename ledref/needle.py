@@ -77,7 +77,7 @@ class Document:
     answer: str
     facts: list
     kind: str = ""
-    distractors: list = ()
+    distractors: list | tuple = ()
 
 
 def _sentence(rng):
@@ -132,7 +132,7 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
     m = len(kinds)
     bounds = [round(i * len(sentences) / m) for i in range(m + 1)]
     slots = []
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         if hi - lo >= 3:
             lo, hi = lo + 1, hi - 1
         slots.append(rng.randrange(lo, hi) if hi > lo else lo)

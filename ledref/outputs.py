@@ -41,7 +41,7 @@ class ModelOutput(Mapping):
     def _set_names(self):
         return [name for name in self._names() if getattr(self, name) is not None]
 
-    __hash__ = None  # a record of arrays: not hashable, as a dict
+    __hash__ = None  # type: ignore[assignment]  # a record of arrays: not hashable, as a dict
 
 
 # what every encoder-decoder output carries after its own leading fields
@@ -119,5 +119,5 @@ def as_encoder_output(encoder_outputs):
         raise InputError("encoder_outputs is empty; expected the encoder's output (or a tuple led by its last "
                          "hidden state)")
     if isinstance(encoder_outputs, (tuple, list)):
-        return LEDEncoderBaseModelOutput(**dict(zip(ENCODER_FIELDS, encoder_outputs)))
+        return LEDEncoderBaseModelOutput(**dict(zip(ENCODER_FIELDS, encoder_outputs, strict=False)))
     return LEDEncoderBaseModelOutput(last_hidden_state=encoder_outputs)

@@ -8,8 +8,8 @@ Names: encoder.embeddings; encoder.layers.<i>.{q, k, v, band_scores, band_scores
 v_global, local_probs, global_probs, attention_output, output}; decoder.embeddings;
 decoder.layers.<i>.{self_attn_probs, cross_attn_probs, output}; logits. q and q_global are already divided
 by sqrt(d); q_global holds the global slots' rows [B, H, x, d]; band scores are [B, H, Lp, 2w+1] at the
-padded length (pad, global and out-of-range keys at -inf after masking, which compares equal in every dtype); local_probs and
-global_probs are in transformers' layout at the padded length.
+padded length (pad, global and out-of-range keys at -inf after masking, which compares equal in every
+dtype); local_probs and global_probs are in transformers' layout at the padded length.
 
 Only what `only` keeps is computed for the record: the band scores, which the forward pass itself never
 makes in full, are made only when one of them is wanted; with attn_implementation="band", a layer with
@@ -22,6 +22,7 @@ import fnmatch
 
 from .checks import short
 from .errors import InputError
+
 ENCODER_LAYER_NAMES = ("q", "k", "v", "band_scores", "band_scores_masked", "q_global", "k_global", "v_global",
                        "local_probs", "global_probs", "attention_output", "output")
 DECODER_LAYER_NAMES = ("self_attn_probs", "cross_attn_probs", "output")

@@ -77,7 +77,9 @@ import inspect
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -101,6 +103,16 @@ TOLERANCES = {
     "float16": {"output": (1e-2, 1e-2), "local_probs": (2e-2, 2e-5), "global_probs": (1e-2, 1e-5)},
     "bfloat16": {"output": (5e-2, 5e-2), "local_probs": (1e-1, 1e-4), "global_probs": (1e-1, 1e-4)},
 }
+
+class LongformerKernel(Protocol):
+    """The signature the suite calls (see the module docstring): the six projected tensors [B, H, L, d],
+    the merged mask [B, L] and the one-sided window -> (output [B, H, L, d], local_probs
+    [B, H, L, x + 2w + 1], global_probs [B, H, L, x] or None). A kernel that also takes the keyword
+    arguments `dilation` and `autoregressive` gets the suite's variant cases too."""
+
+    def __call__(self, q: Any, k: Any, v: Any, q_global: Any, k_global: Any, v_global: Any, attention_mask: Any,
+                 one_sided_window: int, /) -> tuple[Any, Any, Any]: ...
+
 
 class ConformanceError(LedrefError, ValueError):
     """A kernel spec that cannot be imported, a case with impossible parameters, an unknown dtype or
@@ -318,7 +330,7 @@ def reference_of(inputs):
                                 autoregressive=bool(inputs.get("autoregressive", False)))
 
 
-_reference_cache = {}
+_reference_cache: dict = {}
 
 
 @dataclass
@@ -585,8 +597,10 @@ class ConformanceReport:
         return self.format()
 
 
-def check_longformer_attention(fn, rtol=None, atol=None, examples=100, cases=None, dtype="float64",
-                               framework="numpy", device=None, seed=0):
+def check_longformer_attention(fn: LongformerKernel, rtol: float | None = None, atol: float | None = None,
+                               examples: int = 100, cases: Sequence[Case | str] | None = None,
+                               dtype: str = "float64", framework: str = "numpy", device: Any = None,
+                               seed: int = 0) -> "ConformanceReport":
     """Run the suite on kernel `fn` (signature in the module docstring) with inputs in `dtype` as
     `framework`'s arrays: the catalogue's cases (and VARIANT_CATALOGUE's for a kernel that takes dilation
     and autoregressive), or `cases` (Case objects or catalogue names), then `examples` hypothesis cases
@@ -602,7 +616,8 @@ def check_longformer_attention(fn, rtol=None, atol=None, examples=100, cases=Non
     to_framework({}, framework)  # an unknown or missing framework fails before any case
     variants = accepted(fn)
     by_name = {c.name: c for c in CATALOGUE + VARIANT_CATALOGUE}
-    chosen, not_run = [], []
+    chosen: list[Case] = []
+    not_run: list[Case] = []
     for c in (CATALOGUE + VARIANT_CATALOGUE if cases is None else cases):
         if isinstance(c, str) and c not in by_name:
             raise ConformanceError(f"no catalogue case named {c!r}; expected one of {', '.join(by_name)}")

@@ -415,10 +415,10 @@ class LEDTokenizer:
         masks = [[1] * len(row) for row in rows] if attention_mask is None else (
             [attention_mask] if single else attention_mask)
         if (not isinstance(masks, (list, tuple, np.ndarray)) or len(masks) != len(rows)
-                or any(not hasattr(m, "__len__") or len(m) != len(r) for m, r in zip(masks, rows))):
+                or any(not hasattr(m, "__len__") or len(m) != len(r) for m, r in zip(masks, rows, strict=True))):
             raise TokenizerError("attention_mask does not have the shape of input_ids; expected one 0/1 per id")
         result = []
-        for i, (row, mask) in enumerate(zip(rows, masks)):
+        for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
             out = [0] * len(row)
             for p in positions:
                 _check_position(p, len(row), row=None if single else i)
@@ -582,7 +582,7 @@ def _rows(text, text_pair, batched):
     for i, t in enumerate(pairs):
         if not isinstance(t, str):
             raise TokenizerError(f"text_pair{f'[{i}]' if batched else ''} is a {type(t).__name__}; expected str")
-    return list(zip(texts, pairs))
+    return list(zip(texts, pairs, strict=True))
 
 
 def _added_token(name, value):

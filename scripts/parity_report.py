@@ -18,9 +18,10 @@ import transformers
 import ledref
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from support import CASES, SEQ2SEQ_FIELDS, make_inputs  # noqa: E402
+
 from conftest import SMALL, hf_cache, hf_call, hf_model, numpy_tree  # noqa: E402
 from hf_oracle import randomise  # noqa: E402
-from test_parity import CASES, SEQ2SEQ_FIELDS, make_inputs  # noqa: E402
 
 
 def leaves(x):
@@ -33,7 +34,7 @@ def leaves(x):
 
 def main():
     worst = {}
-    for name, spec in CASES.items():
+    for spec in CASES.values():
         settings = {**SMALL, **spec["config"], "dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.0}
         torch.manual_seed(0)
         hf = randomise(transformers.LEDForConditionalGeneration(transformers.LEDConfig(**settings)).eval(), torch, 0)
@@ -49,12 +50,13 @@ def main():
                 ours = model(**inputs, use_cache=True, output_attentions=True, output_hidden_states=True)
                 for field in ["logits"] + SEQ2SEQ_FIELDS + ["past_key_values"]:
                     reference = hf_cache(theirs.cache) if field == "past_key_values" else getattr(theirs, field)
-                    for a, b in zip(leaves(numpy_tree(getattr(ours, field))), leaves(numpy_tree(reference))):
+                    pairs = zip(leaves(numpy_tree(getattr(ours, field))), leaves(numpy_tree(reference)), strict=True)
+                    for a, b in pairs:
                         error = np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))
                         key = (dtype, implementation, field)
                         worst[key] = max(worst.get(key, 0.0), float(error))
-    print("| field | " + " | ".join(f"{d} {i}" for d in ("float32", "float64") for i in ("band", "band_matrix", "dense"))
-          + " |")
+    columns = [f"{d} {i}" for d in ("float32", "float64") for i in ("band", "band_matrix", "dense")]
+    print("| field | " + " | ".join(columns) + " |")
     print("|---" * 7 + "|")
     for field in ["logits"] + SEQ2SEQ_FIELDS + ["past_key_values"]:
         print(f"| {field} | " + " | ".join(f"{worst[(d, i, field)]:.1e}" for d in ("float32", "float64")

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
@@ -45,7 +44,8 @@ SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 DEFAULT_STAGES = ["200:1-20:1-1:0-0:1500", "300:1-40:1-2:0-0:1500", "700:1-100:1-5:0-0:2000",
                   "400:50-600:3-5:0-0:3000", "600:900-3400:3-5:0-0:6000"]
 VALIDATION_START = 900_000
-CODES = [f"{i:0{needle.CODE_DIGITS}d}" for i in range(10 ** needle.CODE_DIGITS)]  # training seeds from here on are kept for validation (training draws from 0 upward)
+# training seeds from VALIDATION_START on are kept for validation (training draws from 0 upward)
+CODES = [f"{i:0{needle.CODE_DIGITS}d}" for i in range(10 ** needle.CODE_DIGITS)]
 
 
 def train_tokenizer(directory, n_docs=400):
@@ -101,7 +101,8 @@ def build_model(vocab_size, args):
     from transformers import LEDConfig, LEDForConditionalGeneration
 
     config = LEDConfig(
-        vocab_size=vocab_size, d_model=args.d_model, encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
+        vocab_size=vocab_size, d_model=args.d_model, encoder_layers=args.encoder_layers,
+        decoder_layers=args.decoder_layers,
         encoder_attention_heads=args.heads, decoder_attention_heads=args.heads, encoder_ffn_dim=args.ffn,
         decoder_ffn_dim=args.ffn, attention_window=args.window, max_encoder_position_embeddings=4096,
         max_decoder_position_embeddings=32, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,

@@ -104,7 +104,8 @@ def assert_close(ours, reference, dtype, name=""):
     assert ours.shape == reference.shape, f"{name}: shape {ours.shape}, expected {reference.shape}"
     assert ours.dtype == np.dtype(dtype), f"{name}: dtype {ours.dtype}, expected {dtype}"
     err = float(np.max(np.abs(ours.astype(np.float64) - reference))) if ours.size else 0.0
-    assert err <= tolerance(reference, dtype), f"{name}: max |ours - ref| = {err:.3g} > {tolerance(reference, dtype):.3g}"
+    allowed = tolerance(reference, dtype)
+    assert err <= allowed, f"{name}: max |ours - ref| = {err:.3g} > {allowed:.3g}"
     return err
 
 
@@ -122,7 +123,7 @@ def random_led(path, cls=None, dtype="float64", seed=0, backend=None, **override
 
 def parity_inputs():
     """The inputs of the parity case with padding and mixed global tokens (for tests beside test_parity)."""
-    from test_parity import CASES, make_inputs
+    from support import CASES, make_inputs
     return make_inputs(CASES["globals_mixed"])
 
 
@@ -186,7 +187,7 @@ def hf_call(fn, dtype, **arrays):
 def hf_cache(cache):
     """transformers' EncoderDecoderCache as ledref's layout: per layer (self k, self v, cross k, cross v)."""
     self_cache, cross_cache = cache.self_attention_cache, cache.cross_attention_cache
-    return [(s.keys, s.values, c.keys, c.values) for s, c in zip(self_cache.layers, cross_cache.layers)]
+    return [(s.keys, s.values, c.keys, c.values) for s, c in zip(self_cache.layers, cross_cache.layers, strict=True)]
 
 
 def numpy_tree(x):
@@ -206,7 +207,7 @@ def assert_tree_close(ours, reference, dtype, name):
     if isinstance(reference, list):
         assert isinstance(ours, list) and len(ours) == len(reference), f"{name}: lengths differ"
         return max([assert_tree_close(o, r, dtype, f"{name}[{i}]") for i, (o, r) in
-                    enumerate(zip(ours, reference))], default=0.0)
+                    enumerate(zip(ours, reference, strict=True))], default=0.0)
     return assert_close(ours, reference, dtype, name)
 
 
@@ -219,3 +220,16 @@ def pytest_runtest_makereport(item, call):
         if CI and report.skipped and item.get_closest_marker(marker) is not None:
             report.outcome = "failed"
             report.longrepr = f"CI=true: {marker} test {item.nodeid} skipped ({report.longrepr}); it must run in CI"
+
+
+@pytest.fixture(scope="session")
+def generation_checkpoint(tmp_path_factory):
+    """(HF model, path): seed 2 perturbed by for_generation gives varied tokens and eos at varied steps."""
+    torch, transformers = require("torch"), require("transformers")
+    from hf_oracle import for_generation
+    torch.manual_seed(2)
+    config = transformers.LEDConfig(**SMALL, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    model = for_generation(randomise(transformers.LEDForConditionalGeneration(config).eval(), torch, 2), torch)
+    path = tmp_path_factory.mktemp("generation")
+    model.save_pretrained(path, safe_serialization=True)
+    return model, path

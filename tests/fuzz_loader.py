@@ -23,7 +23,8 @@ import warnings
 
 import ml_dtypes
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 import ledref

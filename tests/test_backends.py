@@ -56,8 +56,8 @@ def test_forward_pass_makes_no_device_to_host_transfer(implementation, tmp_path,
     monkeypatch.undo()
     assert seen == [], f"the forward pass converted arrays to host values: {seen}"
     # the counting itself works: an explicit conversion is seen
-    for name in ("__bool__",):
-        monkeypatch.setattr(array_type, name, lambda self, _o=getattr(array_type, name): seen.append(name) or _o(self))
+    original = array_type.__bool__
+    monkeypatch.setattr(array_type, "__bool__", lambda self: seen.append("__bool__") or original(self))
     bool(xp.any(mask == 2))
     assert seen == ["__bool__"]
 

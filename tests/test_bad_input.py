@@ -25,13 +25,12 @@ import numpy as np
 import pytest
 
 import ledref
+from conftest import require
 from ledref import layout, needle, viz
 from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.errors import CompareError
 from ledref.golden import case_inputs, record, tiny_model, write_golden
 from ledref.testing import ConformanceError, check_longformer_attention, load_kernel, make_case, run_case
-
-from conftest import require
 
 TESTS = Path(__file__).parent
 TOKENIZER = TESTS / "data" / "tokenizer"
@@ -319,7 +318,7 @@ LOADING = [
     ("hub_revision_leads_out", lambda c: load(hub_cache_with_ref(c, "abc"), revision="../../x"),
      ledref.CheckpointNotFoundError, r"revision '\.\./\.\./x' is not a branch, tag or commit name"),
     ("path_not_a_path", lambda c: load(123), ledref.InputError, r"name_or_path=123 is a int; expected a path"),
-    ("dtype_float16", lambda c: load(c.base, dtype="float16"), ledref.InputError, r"dtype='float16' is not supported"),
+    ("dtype_int8", lambda c: load(c.base, dtype="int8"), ledref.InputError, r"dtype='int8' is not supported"),
     ("attn_implementation_list", lambda c: load(c.base, attn_implementation=["band"]),
      ledref.InputError, r"attn_implementation=\['band'\] is not supported"),
     ("backend_unknown", lambda c: load(c.base, backend="jax"), ledref.InputError, r"backend='jax' is not supported"),
@@ -724,7 +723,7 @@ ORACLE = [
      r"vocab_size=1000000000000000000000000000000"),
     ("golden_negative_seed", lambda c: case_inputs("no_global", 50, seed=-1), ledref.InputError, r"seed=-1"),
     ("golden_tiny_unknown_case", lambda c: tiny_model("nope"), ledref.InputError, r"unknown golden case 'nope'"),
-    ("golden_tiny_dtype", lambda c: tiny_model(dtype="float16"), ledref.InputError, r"dtype='float16'"),
+    ("golden_tiny_dtype", lambda c: tiny_model(dtype="int8"), ledref.InputError, r"dtype='int8'"),
     ("golden_case_leads_out", lambda c: write_golden(c.model, {"input_ids": IDS}, c.root, "../escape"),
      ledref.InputError, r"case='\.\./escape'; expected a plain name"),
     ("golden_record_unknown_input", lambda c: record(c.model, {"input_ids": IDS, "foo": 1}), ledref.InputError,

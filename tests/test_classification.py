@@ -33,7 +33,8 @@ def test_single_label_and_every_field(dtype, backend, implementation):
     assert_close(out.encoder_last_hidden_state, GOLDEN[f"{prefix}/encoder_last_hidden_state"], dtype, "encoder")
     for field in FIELDS[1:]:
         tensors = getattr(out, field)
-        expected = sorted((k for k in GOLDEN if k.startswith(f"{prefix}/{field}.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        expected = sorted((k for k in GOLDEN if k.startswith(f"{prefix}/{field}.")),
+                          key=lambda k: int(k.rsplit(".", 1)[1]))
         assert len(tensors) == len(expected) > 0, field
         for i, key in enumerate(expected):
             assert_close(tensors[i], GOLDEN[key], dtype, key)

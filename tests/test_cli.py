@@ -1,31 +1,19 @@
 """`ledref summarize`, `convert` and `info` run as subprocesses on a tiny checkpoint with a trained tokenizer;
 summaries are compared with transformers' generate + decode on the same files."""
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import TEXT, ledref_command, one_error_line, terminal_stderr, write_pytorch_checkpoint
 
 import ledref
 from conftest import SMALL, hf_call, require
 from hf_oracle import for_generation, randomise
-from test_hub_and_convert import write_pytorch_checkpoint
 
 pytestmark = pytest.mark.parity
 TOKENIZER = Path(__file__).parent / "data" / "tokenizer"
-TEXT = ("The committee met on Tuesday to review the budget. Costs rose by 4% while income stayed flat, so "
-        "the board asked for a new plan before the next meeting.")
-
-
-def ledref_command(*args, stdin=None):
-    exe = Path(sys.executable).parent / "ledref"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "ledref"]
-    return subprocess.run(command + [str(a) for a in args], input=stdin, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +33,6 @@ def checkpoint(tmp_path_factory):
     return model, tokenizer, path
 
 
-def one_error_line(run, status, pattern):
-    assert run.returncode == status, (run.returncode, run.stdout, run.stderr)
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ledref: error: "), run.stderr
-    assert "Traceback" not in run.stderr
-    import re
-    assert re.search(pattern, lines[0]), lines[0]
-
-
 @pytest.mark.parametrize("options", [["--num-beams", "3", "--max-length", "14", "--no-repeat-ngram-size", "2"],
                                      ["--max-new-tokens", "10", "--global", "0,5"]])
 def test_summarize_matches_transformers(options, checkpoint, tmp_path):
@@ -66,7 +45,8 @@ def test_summarize_matches_transformers(options, checkpoint, tmp_path):
     positions = [int(p) for p in options[options.index("--global") + 1].split(",")] if "--global" in options else [0]
     global_attention_mask = np.zeros_like(input_ids)
     global_attention_mask[0, positions] = 1
-    settings = {o.lstrip("-").replace("-", "_"): int(v) for o, v in zip(options[::2], options[1::2]) if o != "--global"}
+    settings = {o.lstrip("-").replace("-", "_"): int(v) for o, v in zip(options[::2], options[1::2], strict=True)
+                if o != "--global"}
     ids = hf_call(hf.generate, "float32", input_ids=input_ids, global_attention_mask=global_attention_mask, **settings)
     expected = tokenizer.decode(ids[0], skip_special_tokens=True)
     assert run.stdout == expected + "\n"
@@ -130,39 +110,6 @@ def test_bad_inputs(checkpoint, tmp_path):
                    r"tokens long; the model reads at most 160 .* Use --truncate")
     truncated = ledref_command("summarize", "--model", path, "--truncate", "--quiet", "--max-length", "5", long_doc)
     assert truncated.returncode == 0, truncated.stderr
-
-
-def terminal_stderr(*args):
-    """Run ledref with stderr on a pseudo-terminal; returns what was written there."""
-    import pty
-    exe = Path(sys.executable).parent / "ledref"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "ledref"]
-    import fcntl
-    import struct
-    import termios
-    import threading
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
-    chunks = []
-
-    def read():  # while the process runs: a pty drops unread output once its last writer closes
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    run = subprocess.run(command + [str(a) for a in args], stdout=subprocess.PIPE, stderr=slave, timeout=300)
-    os.close(slave)
-    reader.join(timeout=10)
-    os.close(master)
-    assert run.returncode == 0
-    return b"".join(chunks).decode(errors="replace")
 
 
 def test_progress_bars_only_on_a_terminal(checkpoint, tmp_path):

@@ -270,7 +270,7 @@ def test_the_demo_document(browser, tmp_path):
 # ------------------------------------------------------------------------------------------------ the command
 
 def ledref_command(*args):
-    from test_cli import ledref_command as run
+    from support import ledref_command as run
     return run(*args)
 
 
@@ -290,7 +290,7 @@ def test_explore_command(small, tmp_path):
 
 
 def test_explore_command_errors(small, tmp_path):
-    from test_cli import one_error_line
+    from support import one_error_line
     _, _, path = small
     doc = tmp_path / "doc.txt"
     doc.write_text(TEXT, encoding="utf-8")
@@ -309,7 +309,7 @@ def test_explore_command_errors(small, tmp_path):
 
 
 def test_progress_bars_of_explore_and_plot_only_on_a_terminal(small, tmp_path):
-    from test_cli import terminal_stderr
+    from support import terminal_stderr
     _, _, path = small
     doc = tmp_path / "doc.txt"
     doc.write_text(TEXT, encoding="utf-8")

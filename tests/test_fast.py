@@ -27,7 +27,7 @@ def random_layer(rng, dim, scale=1.0):
 
 
 def assert_equal_to_reference(fast, reference, tol=TOL):
-    for name, a, r in zip(("output", "local_probs", "global_probs"), fast, reference):
+    for name, a, r in zip(("output", "local_probs", "global_probs"), fast, reference, strict=True):
         if a is None or r is None:
             assert a is None and r is None, name
             continue
@@ -228,7 +228,7 @@ def test_chunks_to_shift_agree_with_the_bound_of_each_chunk(rows, w, length):
         own = [chunk_bound(norms, s, min(s + rows, length), max(s - w, 0), min(s + rows + w, length))
                for s in range(0, length, rows)]
         assert len(got) == len(own)
-        assert all(g or not o for g, o in zip(got, own))
+        assert all(g or not o for g, o in zip(got, own, strict=True))
         if w % rows == 0:
             assert got == own
 
@@ -272,7 +272,7 @@ def test_fused_projections_equal_three_linears(d, backend):
     q, k, v = fast_attention.projections(h, heads, weights["query"], weights["key"], weights["value"])
     expected = [split_heads(reference_linear(h, **weights[name]), heads) for name in ("query", "key", "value")]
     expected[0] = expected[0] / math.sqrt(d)
-    for got, want in zip((q, k, v), expected):
+    for got, want in zip((q, k, v), expected, strict=True):
         np.testing.assert_allclose(ledref.to_numpy(got), ledref.to_numpy(want), rtol=1e-13, atol=1e-13)
 
 

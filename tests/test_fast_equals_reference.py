@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import close
 
 import ledref
 from conftest import to_backend
@@ -17,23 +18,8 @@ from ledref.backend import namespace, to_namespace
 from ledref.checkpoint import load_params, random_state_dict, save_checkpoint
 from ledref.reference.attention import global_slots
 
-TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def close(a, b, name):
-    if a is None or b is None:
-        assert a is None and b is None, name
-        return
-    if isinstance(a, (tuple, list)):
-        assert isinstance(b, (tuple, list)) and len(a) == len(b), name
-        for i, (x, y) in enumerate(zip(a, b)):
-            close(x, y, f"{name}[{i}]")
-        return
-    a, b = ledref.to_numpy(a), ledref.to_numpy(b)
-    assert a.shape == b.shape, (name, a.shape, b.shape)
-    assert np.max(np.abs(a - b), initial=0.0) <= TOL, (name, np.max(np.abs(a - b)))
 
 
 @st.composite
@@ -67,7 +53,7 @@ def test_attention_layer(case, backend):
     got = fast.attention.self_attention(h, mask, slots, case["w"], case["heads"], output_attentions=True, **weights)
     want = reference.attention.self_attention(h, mask, slots, case["w"], case["heads"], implementation="dense",
                                               **weights)
-    for name, a, r in zip(("output", "local_probs", "global_probs"), got, want):
+    for name, a, r in zip(("output", "local_probs", "global_probs"), got, want, strict=True):
         close(a, r, name)
     assert got[1].shape == (case["b"], case["heads"], case["length"], slots[2] + 2 * case["w"] + 1)
     without = fast.attention.self_attention(h, mask, slots, case["w"], case["heads"], **weights)
@@ -96,7 +82,7 @@ def test_attention_kernel(case, backend):
     got = fast.attention.longformer_attention(q, k, v, qg, kg, vg, mask, w)
     want = reference.attention.longformer_attention(q, k, v, reference.attention.take_positions(qg, slots[0], 1),
                                                     kg, vg, mask, slots, w, implementation="dense")
-    for name, a, r in zip(("output", "local_probs", "global_probs"), got, want):
+    for name, a, r in zip(("output", "local_probs", "global_probs"), got, want, strict=True):
         close(a, r, name)
 
 
@@ -163,7 +149,8 @@ def test_whole_model_and_cached_decoding(case, backend, tmp_path):
     fast_model, ref_model = (ledref.LEDForConditionalGeneration(config, params, dtype="float64", attn_implementation=i)
                              for i in ("band", "dense"))
     args = {k: to_backend(v, backend) for k, v in model_inputs(case).items()}
-    outs = [m(**args, output_attentions=True, output_hidden_states=True, use_cache=True) for m in (fast_model, ref_model)]
+    outs = [m(**args, output_attentions=True, output_hidden_states=True, use_cache=True)
+            for m in (fast_model, ref_model)]
     for field in ("logits", "encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions",
                   "encoder_global_attentions", "decoder_hidden_states", "decoder_attentions", "cross_attentions",
                   "past_key_values"):
@@ -196,5 +183,5 @@ def test_window_longer_than_input(length, backend):
     slots = global_slots(mask)
     got = fast.attention.self_attention(h, mask, slots, 100, 2, output_attentions=True, **weights)
     want = reference.attention.self_attention(h, mask, slots, 100, 2, implementation="dense", **weights)
-    for name, a, r in zip(("output", "local_probs", "global_probs"), got, want):
+    for name, a, r in zip(("output", "local_probs", "global_probs"), got, want, strict=True):
         close(a, r, name)

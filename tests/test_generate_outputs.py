@@ -5,18 +5,20 @@ search, beam search and (with transformers replaying ledref's draws) sampling.""
 
 import numpy as np
 import pytest
-import test_generation
 from array_api_compat import array_namespace
-from test_generation import batch
-from test_sampling import sample_both
+from support import batch, sample_both
 
 import ledref
 from conftest import assert_tree_close, hf_call, hf_model, numpy_tree, to_backend
 from ledref.backend import namespace_name
 
-checkpoint = test_generation.checkpoint  # the fixture: a random LED made for generation
-
 pytestmark = pytest.mark.parity
+
+
+@pytest.fixture
+def checkpoint(generation_checkpoint):
+    """(HF model, path) of the random LED made for generation (conftest.generation_checkpoint)."""
+    return generation_checkpoint
 EVERYTHING = dict(return_dict_in_generate=True, output_scores=True, output_logits=True, output_attentions=True,
                   output_hidden_states=True)
 PER_STEP = ("decoder_attentions", "cross_attentions", "decoder_hidden_states")

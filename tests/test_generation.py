@@ -5,42 +5,18 @@ import json
 
 import numpy as np
 import pytest
+from support import batch, hf_generate
 
 import ledref
-from conftest import SMALL, hf_call, hf_model, numpy_tree, require, to_backend
-from hf_oracle import for_generation, randomise
+from conftest import hf_call, numpy_tree, require, to_backend
 
 pytestmark = pytest.mark.parity
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """(HF model, path): seed 2 perturbed by for_generation gives varied tokens and eos at varied steps."""
-    torch, transformers = require("torch"), require("transformers")
-    torch.manual_seed(2)
-    config = transformers.LEDConfig(**SMALL, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
-    model = for_generation(randomise(transformers.LEDForConditionalGeneration(config).eval(), torch, 2), torch)
-    path = tmp_path_factory.mktemp("generation")
-    model.save_pretrained(path, safe_serialization=True)
-    return model, path
-
-
-def batch():
-    """Two rows, the second right-padded; the first token global in both, one more in the first."""
-    rng = np.random.default_rng(1)
-    input_ids = rng.integers(3, 97, (2, 23))
-    attention_mask = np.ones_like(input_ids)
-    attention_mask[1, 15:] = 0
-    input_ids[1, 15:] = 1
-    global_attention_mask = np.zeros_like(input_ids)
-    global_attention_mask[:, 0] = 1
-    global_attention_mask[0, 11] = 1
-    return dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask)
-
-
-def hf_generate(model, **settings):
-    return hf_call(hf_model(model, "float32").generate, "float32", **batch(), return_dict_in_generate=True,
-                   output_scores=True, **settings)
+@pytest.fixture
+def checkpoint(generation_checkpoint):
+    """(HF model, path) of the random LED made for generation (conftest.generation_checkpoint)."""
+    return generation_checkpoint
 
 
 GREEDY = [dict(), dict(max_length=30), dict(max_new_tokens=9), dict(min_length=15, max_length=25),
@@ -72,7 +48,8 @@ def test_the_model_is_not_degenerate(checkpoint):
 def test_greedy_matches_transformers(settings, checkpoint, backend, implementation):
     hf, path = checkpoint
     expected = numpy_tree(hf_generate(hf, **settings).sequences)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend,
+                                                               attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, **settings)
     np.testing.assert_array_equal(ours, expected)
 
@@ -81,7 +58,8 @@ def test_greedy_matches_transformers(settings, checkpoint, backend, implementati
 def test_beam_search_matches_transformers(settings, checkpoint, backend, implementation):
     hf, path = checkpoint
     expected = hf_generate(hf, **settings)
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend, attn_implementation=implementation)
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend,
+                                                               attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, return_dict_in_generate=True,
                           output_scores=True, **settings)
     np.testing.assert_array_equal(ours.sequences, numpy_tree(expected.sequences))

@@ -72,7 +72,7 @@ def test_catalogue_inputs_cover_the_layout(tmp_path):
 
 
 def test_golden_command(tmp_path):
-    from test_cli import ledref_command, one_error_line
+    from support import ledref_command, one_error_line
     run = ledref_command("golden", "--tiny", "--case", "globals_mixed", "--seed", "2", "--out", tmp_path / "g")
     assert run.returncode == 0, run.stderr
     written = tmp_path / "g" / "globals_mixed.safetensors"
@@ -98,7 +98,7 @@ def test_golden_command(tmp_path):
 
 def test_a_float32_golden_compares_ok_with_a_float64_golden(tmp_path):
     """Every case, every tensor (masked band scores included: -inf in both), at 1e-4 and no other option."""
-    from test_cli import ledref_command
+    from support import ledref_command
     for dtype in ("float64", "float32"):
         run = ledref_command("golden", "--tiny", "--case", "all", "--dtype", dtype, "--out", tmp_path / dtype)
         assert run.returncode == 0, run.stderr
@@ -117,7 +117,7 @@ def test_a_float32_golden_compares_ok_with_a_float64_golden(tmp_path):
 
 def test_tiny_goldens_carry_their_checkpoint(tmp_path):
     """`golden --tiny` writes the weights it used beside each golden file; loading them reproduces the file."""
-    from test_cli import ledref_command
+    from support import ledref_command
     run = ledref_command("golden", "--tiny", "--case", "window_2", "--out", tmp_path)
     assert run.returncode == 0, run.stderr
     with safe_open(tmp_path / "window_2.safetensors", framework="numpy") as f:
@@ -134,7 +134,7 @@ def test_tiny_goldens_carry_their_checkpoint(tmp_path):
 def test_transformers_reproduces_a_tiny_golden_from_its_checkpoint(tmp_path):
     require("transformers")
     import transformers
-    from test_cli import ledref_command
+    from support import ledref_command
     assert ledref_command("golden", "--tiny", "--case", "globals_mixed", "--out", tmp_path).returncode == 0
     hf = transformers.LEDForConditionalGeneration.from_pretrained(tmp_path / "globals_mixed").eval()
     stored = load_file(tmp_path / "globals_mixed.safetensors")
@@ -144,7 +144,7 @@ def test_transformers_reproduces_a_tiny_golden_from_its_checkpoint(tmp_path):
 
 
 def test_skipped_cases_are_reported_and_nothing_is_left_behind(tmp_path, monkeypatch):
-    from test_cli import ledref_command
+    from support import ledref_command
     config = ledref.LEDConfig(**TINY)
     save_checkpoint(tmp_path / "model", config, random_state_dict(config, seed=1))
     run = ledref_command("golden", "--model", tmp_path / "model", "--case", "all", "--out", tmp_path / "g")

@@ -5,9 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import write_pytorch_checkpoint
 
 import ledref
-from conftest import parity_inputs, assert_close, hf_call, require
+from conftest import assert_close, hf_call, parity_inputs, require
 from ledref.convert import convert
 
 pytestmark = pytest.mark.parity
@@ -70,26 +71,6 @@ def test_repo_without_safetensors_points_to_convert(make_checkpoint, tmp_path):
         ledref.LEDModel.from_pretrained("own/binonly", cache_dir=tmp_path, local_files_only=True)
     with pytest.raises(ledref.CheckpointNotFoundError, match=r"only PyTorch weights.*Convert"):
         ledref.LEDModel.from_pretrained(snapshot)
-
-
-def write_pytorch_checkpoint(hf, torch, directory, shards=1):
-    """pytorch_model.bin as transformers 4.x wrote it: tied copies included (state_dict has them all)."""
-    directory.mkdir()
-    hf.config.save_pretrained(directory)
-    state = hf.state_dict()
-    assert "lm_head.weight" in state and "led.encoder.embed_tokens.weight" in state
-    if shards == 1:
-        torch.save(state, directory / "pytorch_model.bin")
-        return
-    keys = sorted(state)
-    weight_map = {}
-    for i in range(shards):
-        name = f"pytorch_model-{i + 1:05d}-of-{shards:05d}.bin"
-        part = {k: state[k] for k in keys[i::shards]}
-        torch.save(part, directory / name)
-        weight_map.update({k: name for k in part})
-    import json
-    (directory / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
 
 
 @pytest.mark.parametrize("shards", [1, 3])

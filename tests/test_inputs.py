@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from support import CASES, make_inputs
 
 import ledref
 from conftest import BACKENDS, SMALL, require, to_backend
 from ledref.backend import namespace_name
 from ledref.checkpoint import random_state_dict, save_checkpoint
-from test_parity import CASES, make_inputs
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,8 @@ GOOD = dict(input_ids=[[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])
     (dict(input_ids=[[5, 6, 97]]), r"input_ids holds ids outside \[0, 97\), e\.g\. 97 at index \(0, 2\)"),
     (dict(input_ids=[[5, -1]]), r"input_ids holds ids outside \[0, 97\)"),
     (dict(input_ids=[5, 6, 7]), r"input_ids has shape \(3,\); expected \(batch, length\)"),
-    (dict(input_ids=[[5.0, 6.0]]), r"input_ids has dtype (array_api_strict\.|torch\.)?float64; expected integer token ids"),
+    (dict(input_ids=[[5.0, 6.0]]),
+     r"input_ids has dtype (array_api_strict\.|torch\.)?float64; expected integer token ids"),
     (dict(input_ids=[[5, 6], [7]]), r"input_ids is not a rectangular array"),
     (dict(input_ids=np.zeros((1, 0), dtype=np.int64)), r"input_ids has length 0"),
     (dict(input_ids=[[5] * 161]), r"input_ids has length 161, padded to 168 .* max_encoder_position_embeddings=160"),
@@ -67,7 +68,8 @@ GOOD = dict(input_ids=[[5, 6, 7, 8]], decoder_input_ids=[[2, 5]])
                                   r"\(or -2\.\.-1 from the end\)"),
     (dict(output_attentions=[0, -2]), r"output_attentions=\[0, -2\] names an encoder layer twice"),
     (dict(output_attentions=[]), r"output_attentions is empty; expected at least one encoder layer index"),
-    (dict(output_attentions="0"), r"output_attentions='0'; expected True or False, or a sequence of encoder layer indices"),
+    (dict(output_attentions="0"),
+     r"output_attentions='0'; expected True or False, or a sequence of encoder layer indices"),
     (dict(output_attentions=1), r"output_attentions=1; expected True or False, or a sequence of encoder layer indices"),
     (dict(output_attentions=[0.0]), r"output_attentions holds 0\.0; expected integer encoder layer indices"),
     (dict(output_attentions=True, attention_heads=[3]), r"attention_heads holds head 3; there are 3 heads"),

@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
+from support import CASES, make_inputs
 
 import ledref
 from conftest import BACKENDS, assert_close, hf_call, require
-from test_parity import CASES, make_inputs
 
 pytestmark = pytest.mark.parity
 

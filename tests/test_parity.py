@@ -6,6 +6,7 @@ Tolerance per tensor: max |ours - HF| <= 1e-4 * max(1, max |HF|) in float32, 1e-
 
 import numpy as np
 import pytest
+from support import CASES, SEQ2SEQ_FIELDS, make_inputs
 
 import ledref
 from conftest import assert_close, assert_tree_close, hf_cache, hf_call, hf_model, numpy_tree, to_backend
@@ -14,51 +15,10 @@ pytestmark = pytest.mark.parity
 
 # Each case: config overrides, input length, real lengths per row (right padding), global positions per
 # row (None: no global_attention_mask), decoder length and real decoder lengths.
-CASES = {
-    # first token, middle, last real token; a row with one global; a global on a padded position;
-    # rows with 3, 1 and 2 global flags (the pad one drops out); 21 is not a multiple of the window 8
-    "globals_mixed": dict(config={}, length=21, lengths=[21, 17, 12], globals=[[0, 10, 20], [16], [5, 14]],
-                          dec_lengths=[6, 4, 6]),
-    "no_global_mask": dict(config={}, length=19, lengths=[19, 11, 16], globals=None),
-    "global_mask_all_zero": dict(config={}, length=16, lengths=[16, 9, 13], globals=[[], [], []]),
-    "global_only_on_padding": dict(config={}, length=13, lengths=[13, 8], globals=[[], [10]]),
-    "all_tokens_global": dict(config={}, length=6, lengths=[6, 6], globals=[list(range(6)), [0]]),
-    "window_larger_than_input": dict(config={"attention_window": 32}, length=7, lengths=[7, 5], globals=[[0], [3]]),
-    "per_layer_windows": dict(config={"attention_window": [4, 8]}, length=19, lengths=[19, 14, 3],
-                              globals=[[0], [], [2]]),
-    "three_layers_windows_8_4_16": dict(config={"attention_window": [8, 4, 16], "encoder_layers": 3}, length=17,
-                                       lengths=[17, 10], globals=[[0, 9], [4]]),
-    "relu": dict(config={"activation_function": "relu"}, length=12, lengths=[12, 7], globals=[[0], [6]]),
-    "gelu_new": dict(config={"activation_function": "gelu_new"}, length=12, lengths=[12, 7], globals=[[1], []]),
-    "single_row_long": dict(config={}, length=150, lengths=[150], globals=[[0, 75, 149]]),
-}
-
-
-def make_inputs(case, seed=0, vocab=97):
-    rng = np.random.default_rng(seed)
-    b, length = len(case["lengths"]), case["length"]
-    input_ids = rng.integers(3, vocab, (b, length))
-    attention_mask = (np.arange(length)[None, :] < np.array(case["lengths"])[:, None]).astype(np.int64)
-    input_ids = np.where(attention_mask == 1, input_ids, 1)  # pad id where masked, as a tokenizer would
-    global_attention_mask = None
-    if case["globals"] is not None:
-        global_attention_mask = np.zeros((b, length), dtype=np.int64)
-        for row, positions in enumerate(case["globals"]):
-            global_attention_mask[row, positions] = 1
-    dec_lengths = case.get("dec_lengths", [5] * b)
-    t = max(dec_lengths)
-    decoder_input_ids = rng.integers(3, vocab, (b, t))
-    decoder_attention_mask = (np.arange(t)[None, :] < np.array(dec_lengths)[:, None]).astype(np.int64)
-    return dict(input_ids=input_ids, attention_mask=attention_mask, global_attention_mask=global_attention_mask,
-                decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
 
 
 def ledref_call(fn, backend, **arrays):
     return fn(**{k: to_backend(v, backend) if isinstance(v, np.ndarray) else v for k, v in arrays.items()})
-
-
-SEQ2SEQ_FIELDS = ["encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions",
-                  "encoder_global_attentions", "decoder_hidden_states", "decoder_attentions", "cross_attentions"]
 
 
 def compare_seq2seq(ours, theirs, dtype, fields):

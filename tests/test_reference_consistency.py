@@ -8,6 +8,7 @@ transformers cannot run (window 2, non-dividing windows, arbitrary masks)."""
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import close
 
 import ledref
 from conftest import to_backend
@@ -15,17 +16,7 @@ from ledref.backend import namespace, to_namespace
 from ledref.checkpoint import load_params, random_state_dict, save_checkpoint
 from ledref.reference.attention import global_slots, self_attention
 
-TOL = 1e-10
 PROJECTIONS = ("query", "key", "value", "query_global", "key_global", "value_global")
-
-
-def close(a, b, name):
-    if a is None or b is None:
-        assert a is None and b is None, name
-        return
-    a, b = ledref.to_numpy(a), ledref.to_numpy(b)
-    assert a.shape == b.shape, (name, a.shape, b.shape)
-    assert np.max(np.abs(a - b), initial=0.0) <= TOL, (name, np.max(np.abs(a - b)))
 
 
 @st.composite
@@ -55,7 +46,7 @@ def test_band_local_equals_dense_local(case, backend):
     slots = global_slots(mask)
     band = self_attention(h, mask, slots, w, heads, implementation="band_matrix", **weights)
     dense = self_attention(h, mask, slots, w, heads, implementation="dense", **weights)
-    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense):
+    for name, a, r in zip(("output", "local_probs", "global_probs"), band, dense, strict=True):
         close(a, r, name)
     assert ledref.to_numpy(band[1]).shape == (b, heads, length, slots[2] + 2 * w + 1)
 
@@ -100,8 +91,8 @@ def test_band_matrix_model_equals_dense_model(case, backend, tmp_path):
     for field in ("encoder_hidden_states", "encoder_attentions", "encoder_global_attentions", "cross_attentions"):
         a, r = getattr(outs[0], field), getattr(outs[1], field)
         assert (a is None) == (r is None), field
-        for i, (x, y) in enumerate(zip(a or (), r or ())):
+        for i, (x, y) in enumerate(zip(a or (), r or (), strict=True)):
             close(x, y, f"{field}[{i}]")
-    for i, (probs, window) in enumerate(zip(outs[0].encoder_attentions, windows)):
+    for i, (probs, window) in enumerate(zip(outs[0].encoder_attentions, windows, strict=True)):
         x = 0 if outs[0].encoder_global_attentions is None else outs[0].encoder_global_attentions[i].shape[-1]
         assert probs.shape == (b, 2, length, x + window + 1)

@@ -10,13 +10,19 @@ beam search with bad_words_ids and repetition_penalty must give transformers' id
 
 import numpy as np
 import pytest
+from support import batch, hf_generate, probabilities, sample_both
 
 import ledref
 import ledref.sampling
 from conftest import hf_call, hf_model, numpy_tree, require
-from test_generation import batch, checkpoint, hf_generate  # noqa: F401 (checkpoint is a fixture)
 
 pytestmark = pytest.mark.parity
+
+
+@pytest.fixture
+def checkpoint(generation_checkpoint):
+    """(HF model, path) of the random LED made for generation (conftest.generation_checkpoint)."""
+    return generation_checkpoint
 
 SAMPLING = [
     dict(temperature=0.7),
@@ -34,60 +40,6 @@ def label(settings):
     return ",".join(f"{k}={v}" for k, v in settings.items())
 
 
-def probabilities(scores):
-    """softmax of processed scores [N, V] in float64 (-inf -> 0)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    e = np.exp(scores - np.max(scores, axis=-1, keepdims=True))
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
-def replay(monkeypatch, torch, draws):
-    """Make torch.multinomial return ledref's draws, in order, after checking that each drawn token is one
-    transformers' probabilities allow."""
-    queue = list(draws)
-
-    def multinomial(probs, num_samples, replacement=False, generator=None):
-        drawn = torch.from_numpy(queue.pop(0)).to(probs.device)
-        assert drawn.shape == (probs.shape[0], num_samples)
-        assert bool((torch.gather(probs, 1, drawn) > 0).all()), "ledref drew a token transformers excludes"
-        return drawn
-
-    monkeypatch.setattr(torch, "multinomial", multinomial)
-    return queue
-
-
-def recorded_draws(monkeypatch):
-    """Record what ledref.sampling.draw returns."""
-    draws, original = [], ledref.sampling.draw
-
-    def draw(probs, rng, num_samples=1):
-        out = original(probs, rng, num_samples)
-        draws.append(out.copy())
-        return out
-
-    monkeypatch.setattr(ledref.sampling, "draw", draw)
-    return draws
-
-
-def sample_both(monkeypatch, checkpoint, **settings):
-    """(ledref's GenerateOutput, transformers' generate output on the prefixes ledref sampled). Both models
-    run in float64, so that the logits agree to float64 precision and what is compared is the processing
-    (which both do in float32, as transformers' generate does), not the model's float32 rounding."""
-    torch = require("torch")
-    hf, path = checkpoint
-    model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
-    with monkeypatch.context() as m:
-        draws = recorded_draws(m)
-        ours = model.generate(**batch(), do_sample=True, seed=0, return_dict_in_generate=True, output_scores=True,
-                              **settings)
-    with monkeypatch.context() as m:
-        left = replay(m, torch, draws)
-        theirs = hf_call(hf_model(hf, "float64").generate, "float64", **batch(), return_dict_in_generate=True,
-                         output_scores=True, do_sample=True, **settings)
-    assert not left, f"transformers drew {len(draws) - len(left)} times, ledref {len(draws)}"
-    return ours, theirs
-
-
 @pytest.mark.parametrize("settings", SAMPLING, ids=label)
 def test_sampling_distributions_match_transformers(settings, checkpoint, monkeypatch):
     """20 steps: the processed next-token probabilities equal transformers' on the same prefix."""
@@ -95,7 +47,7 @@ def test_sampling_distributions_match_transformers(settings, checkpoint, monkeyp
     np.testing.assert_array_equal(ours.sequences, numpy_tree(theirs.sequences))
     assert len(ours.scores) == len(theirs.scores) == 20
     worst = 0.0
-    for step, (mine, reference) in enumerate(zip(ours.scores, theirs.scores)):
+    for step, (mine, reference) in enumerate(zip(ours.scores, theirs.scores, strict=True)):
         mine, reference = probabilities(mine), probabilities(numpy_tree(reference))
         assert np.array_equal(mine > 0, reference > 0), f"step {step}: the tokens kept differ"
         worst = max(worst, float(np.max(np.abs(mine - reference))))
@@ -117,7 +69,7 @@ def test_beam_sample_matches_transformers(settings, checkpoint, monkeypatch):
     np.testing.assert_array_equal(ours.sequences, numpy_tree(theirs.sequences))
     np.testing.assert_allclose(ours.sequences_scores, numpy_tree(theirs.sequences_scores), rtol=0, atol=1e-4)
     worst = max(float(np.max(np.abs(probabilities(a) - probabilities(numpy_tree(b)))))
-                for a, b in zip(ours.scores, theirs.scores))
+                for a, b in zip(ours.scores, theirs.scores, strict=True))
     assert worst <= 1e-6, worst
 
 

@@ -39,7 +39,7 @@ def assert_same(ours, theirs, name="output"):
         assert ours is None and theirs is None, f"{name}: {type(ours).__name__} vs {type(theirs).__name__}"
     elif isinstance(theirs, (tuple, list)):
         assert isinstance(ours, (tuple, list)) and len(ours) == len(theirs), f"{name}: lengths differ"
-        for i, (a, b) in enumerate(zip(ours, theirs)):
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             assert_same(a, b, f"{name}[{i}]")
     else:
         assert_close(ours, numpy_tree(theirs), "float32", name)

@@ -72,11 +72,13 @@ def test_band_view_pools_long_inputs(encoded, tmp_path):
 
 def test_dense_view_draws_the_dense_rule_pattern(encoded):
     model, out, gm, am = encoded
-    fig = viz.plot_dense(out.attentions[1], out.global_attentions[1], gm, am, head=1, row=0, tokens=list("abcdefghij" * 3))
+    fig = viz.plot_dense(out.attentions[1], out.global_attentions[1], gm, am, head=1, row=0,
+                         tokens=list("abcdefghij" * 3))
     image = np.asarray(fig.axes[0].images[0].get_array())
     w, mask = model.config.attention_window[1] // 2, (am * (gm + 1))[0]
     i, j = np.arange(30)[:, None], np.arange(30)[None, :]
-    pattern = ((np.abs(i - j) <= w) & (mask[j] == 1) | (mask[j] == 2)) & (mask[i] == 1) | (mask[i] == 2) & (mask[j] != 0)
+    local_row = ((np.abs(i - j) <= w) & (mask[j] == 1) | (mask[j] == 2)) & (mask[i] == 1)
+    pattern = local_row | (mask[i] == 2) & (mask[j] != 0)
     np.testing.assert_array_equal(image != 0, pattern)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:3] == ["a", "b", "c"]
 
@@ -115,11 +117,13 @@ def test_layout_explainer(encoded):
     mask = np.ones(16, dtype=int)
     mask[14:], mask[[3, 10]] = 0, 2
     i, j = np.arange(16)[:, None], np.arange(16)[None, :]
-    pattern = ((np.abs(i - j) <= 2) & (mask[j] == 1) | (mask[j] == 2)) & (mask[i] == 1) | (mask[i] == 2) & (mask[j] != 0)
+    local_row = ((np.abs(i - j) <= 2) & (mask[j] == 1) | (mask[j] == 2)) & (mask[i] == 1)
+    pattern = local_row | (mask[i] == 2) & (mask[j] != 0)
     np.testing.assert_array_equal(dense, pattern)
     assert compact.shape == (16, 2 + 5) and not compact[[3, 10, 14, 15]].any()
     letters = sorted(t.get_text() for t in fig.axes[0].texts if len(t.get_text()) == 1)
-    assert letters.count("E") == 3 and letters.count("P") == 3 and letters.count("G") == 8  # rows 0-1; 12-13; 4 per global
+    # E: rows 0-1; P: rows 12-13; G: 4 per global
+    assert letters.count("E") == 3 and letters.count("P") == 3 and letters.count("G") == 8
 
 
 def test_bad_arguments(encoded):

@@ -4,15 +4,19 @@ encoder's; the figure keeps every one-token mark visible among thousands of toke
 
 import numpy as np
 import pytest
-import test_generation
-from test_generation import batch
+from support import batch
 
 import ledref
 from conftest import hf_call, random_led, require
 from ledref import viz
 
 pytestmark = pytest.mark.parity
-checkpoint = test_generation.checkpoint  # the fixture: a random LED made for generation
+
+
+@pytest.fixture
+def checkpoint(generation_checkpoint):
+    """(HF model, path) of the random LED made for generation (conftest.generation_checkpoint)."""
+    return generation_checkpoint
 
 
 def teacher_forced_cross(hf, sequences, row, layer, batch_row):

@@ -213,7 +213,7 @@ def band_attention(q, k, v, mask, slots, w, output_attentions=False, workspace=N
         if x:  # [h, L, x], unused slots at finfo.min
             global_weights = q[row, h0:h1, ...] @ xp.matrix_transpose(k_at_globals[row, h0:h1, ...])
             global_weights += xp.where(used[row, None, None, :], xp.zeros((), dtype=q.dtype, device=dev), neg)
-        for s, parts, shift in zip(starts, masks[row], shifts):
+        for s, parts, shift in zip(starts, masks[row], shifts, strict=True):
             e = min(s + rows, length)
             lo, hi = max(s - w, 0), min(e + w, length)  # the keys of the chunk's windows
             scores = xp.reshape(scratch[:n * (hi - lo) * (e - s)], (n, hi - lo, e - s))
@@ -291,7 +291,7 @@ def with_global_rows(out, out_global, global_probs, mask, slots, workspace=None)
     positions, used, x = slots
     b, heads, length, d = out.shape
     if on_numpy(xp):
-        for row, slot in zip(*(a.tolist() for a in xp.nonzero(used))):
+        for row, slot in zip(*(a.tolist() for a in xp.nonzero(used)), strict=True):
             out[row, :, int(positions[row, slot]), :] = out_global[row, :, slot, :]
         return out, xp.matrix_transpose(global_probs)
     rows = row_chunk(xp) or length

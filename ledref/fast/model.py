@@ -96,7 +96,7 @@ def encoder(params, config, input_ids, mask, output_attentions=False, output_hid
         # two arrays in turn, the embeddings' and one more: a layer writes over the array its predecessor read
         workspace = None if output_hidden_states else Workspace()
         spare = workspace.array("hidden", xp, h.shape, h.dtype, device(h)) if workspace else None
-        for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
+        for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window, strict=True)):
             previous = h
             scope = recorder.scope(f"encoder.layers.{i}") if recorder else None
             if scope and recorder.wants_layer(f"encoder.layers.{i}", ENCODER_LAYER_NAMES):

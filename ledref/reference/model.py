@@ -65,7 +65,7 @@ def encoder(params, config, input_ids, mask, implementation="band_matrix", outpu
     act = ACTIVATIONS[config.activation_function]
     hidden, attentions, global_attentions = [h[:, :length, :]], [], []  # only what is asked for is kept
     kept = range(len(enc["layers"])) if output_attentions is True else output_attentions or ()
-    for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window)):
+    for i, (layer, window) in enumerate(zip(enc["layers"], config.attention_window, strict=True)):
         record = recorder.scope(f"encoder.layers.{i}") if recorder else None
         h, probs, global_probs = encoder_layer(h, mask, slots, window, config.encoder_attention_heads, act,
                                                implementation, **layer, record=record)
