@@ -121,17 +121,35 @@ def inside(name):
     return all(part not in ("", ".", "..") for part in name.split("/"))
 
 
-def read_text(path, error, what="file"):
-    """The UTF-8 text of a file, or `error` naming the file (missing, unreadable, not UTF-8)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+MAX_TEXT_BYTES = 64 * 2**20  # a text or JSON file read whole: led-base's tokenizer.json is 1.4 MB, 16k tokens ~100 kB
+
+
+def read_bytes(stream, name, error, max_bytes=MAX_TEXT_BYTES):
+    """At most `max_bytes` bytes of an open binary stream, or `error` naming `name` when it holds more
+    (a file of gigabytes or /dev/zero is refused after reading max_bytes + 1, not read into memory)."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise error(f"{name} holds more than {max_bytes} bytes; expected a text of at most {max_bytes // 2**20} MiB")
+    return data
+
+
+def utf8(data, name, error):
+    """`data` decoded as UTF-8, or `error` naming `name` and the first bad byte."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+        raise error(f"{name} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+
+
+def read_text(path, error, what="file", max_bytes=MAX_TEXT_BYTES):
+    """The UTF-8 text of a file of at most `max_bytes` bytes, or `error` naming the file (missing,
+    unreadable, too large, not UTF-8)."""
+    try:
+        with open(path, "rb") as f:
+            data = read_bytes(f, f"{what} {path}", error, max_bytes)
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+    return utf8(data, f"{what} {path}", error)
 
 
 def read_json(path, error, what="file", expect=dict):

@@ -32,6 +32,7 @@ import sys
 import traceback
 from dataclasses import replace
 
+from .checks import read_bytes, utf8
 from .checks import read_text as read_utf8
 from .errors import LedrefError
 
@@ -254,15 +255,10 @@ def summarize(args):
 
 
 def read_text(file):
-    """The UTF-8 text of a file, or of standard input for "-"."""
+    """The UTF-8 text of a file, or of standard input for "-" (at most checks.MAX_TEXT_BYTES bytes)."""
     if file != "-":
         return read_utf8(file, LedrefError, "text file")
-    data = sys.stdin.buffer.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise LedrefError(f"standard input is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") \
-            from None
+    return utf8(read_bytes(sys.stdin.buffer, "standard input", LedrefError), "standard input", LedrefError)
 
 
 def encode_text(tokenizer, model, text, file, truncate, global_positions):

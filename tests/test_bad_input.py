@@ -849,6 +849,8 @@ CLI = [
      1, r"text file .*doc\.txt is not UTF-8 text \(byte 0xe9 at offset 3\)"),
     ("summarize_stdin_not_utf8", lambda c: ["summarize", "--model", c.base, "-"], b"\xff\xfe", 1,
      r"standard input is not UTF-8 text"),
+    ("summarize_text_endless", lambda c: ["summarize", "--model", c.base, "/dev/zero"], None, 1,
+     r"text file /dev/zero holds more than 67108864 bytes; expected a text of at most 64 MiB"),
     ("summarize_corrupt_weights", lambda c: ["summarize", "--model", c.variant(model__safetensors=c.raw[:-3]),
                                              text_file(c, b"text")], None,
      1, r"model\.safetensors is not a readable safetensors file"),
@@ -902,6 +904,22 @@ def test_command_line_error(make_args, stdin, status, pattern, c):
     one_line(run, status, pattern)
     assert b"weights_only" not in run.stderr  # torch's advice to load unsafely is never passed on
     assert not (c.root / "pwned_cli").exists()
+
+
+def test_texts_are_read_up_to_a_size(c, tmp_path):
+    from ledref.checks import MAX_TEXT_BYTES, read_text
+    from ledref.errors import TokenizerError
+    exact, over = tmp_path / "exact.txt", tmp_path / "over.txt"
+    for path, size in ((exact, MAX_TEXT_BYTES), (over, MAX_TEXT_BYTES + 1)):
+        with open(path, "wb") as f:
+            f.truncate(size)  # sparse: zeros, which are UTF-8
+    assert read_text(exact, TokenizerError) == "\0" * MAX_TEXT_BYTES
+    with pytest.raises(TokenizerError, match=r"over\.txt holds more than 67108864 bytes"):
+        read_text(over, TokenizerError)
+    with open("/dev/zero", "rb") as endless:  # standard input that never ends
+        run = subprocess.run([sys.executable, "-m", "ledref", "summarize", "--model", str(c.base), "-"],
+                             stdin=endless, capture_output=True, timeout=300)
+    one_line(run, 1, r"standard input holds more than 67108864 bytes")
 
 
 def test_debug_shows_the_traceback(c):
