@@ -15,7 +15,9 @@ Only what `only` keeps is computed for the record: the band scores, which the fo
 makes in full, are made only when one of them is wanted; with attn_implementation="band", a layer with
 nothing wanted runs the fast path and records nothing, and a layer with something wanted runs the
 reference (`ledref.reference`), which names every intermediate. `Recorder(only="encoder.layers.5.*")`
-thus costs the fast pass plus one reference layer.
+thus costs the fast pass plus one reference layer. Its record is then the reference's arithmetic on
+inputs from fast layers: equal to an all-reference run within the fast path's proven 1e-10 (float64),
+not bit for bit; `Recorder()` (everything wanted, as `ledref golden` uses) runs the reference alone.
 """
 
 import fnmatch
