@@ -198,8 +198,8 @@ def check_config(config, headers, path):
     for side in ("encoder", "decoder"):
         field = f"{side}_layers"
         prefix = f"{side}.layers."
-        present = {int(k[len(prefix):].split(".", 1)[0]) for k in headers
-                   if k.startswith(prefix) and k[len(prefix):].split(".", 1)[0].isdigit()}
+        numbers = (k[len(prefix):].split(".", 1)[0] for k in headers if k.startswith(prefix))
+        present = {int(part) for part in numbers if is_index(part)}
         n = getattr(config, field)
         held = max(present) + 1 if present else 0
         if n > held and (present or any(k.startswith(f"{side}.") for k in headers)):
@@ -410,10 +410,16 @@ def flatten(nested):
     return flat
 
 
+def is_index(part):
+    """Whether a part of a tensor name is a layer number: ASCII digits only (str.isdigit also takes '²',
+    which int() refuses)."""
+    return part.isascii() and part.isdigit()
+
+
 def _lists(node):
     if not isinstance(node, dict):
         return node
-    if node and all(k.isdigit() for k in node):
+    if node and all(is_index(k) for k in node):
         if set(node) != {str(i) for i in range(len(node))}:
             raise CheckpointError(f"numbered keys {sorted(node, key=int)[:5]}... are not 0, 1, 2, ...; expected "
                                   f"consecutive layer numbers")

@@ -258,6 +258,9 @@ def wrong_params(c):
 # (id, call taking the Context, error class, regex the message must match: it names the culprit)
 
 LOADING = [
+    ("layer_number_not_ascii", lambda c: load(c.header_variant(
+        lambda h: h.__setitem__("led.encoder.layers.\u00b2.fc1.weight", h.pop("led.encoder.layers.0.fc1.weight")))),
+     ledref.CheckpointError, "unexpected key encoder\\.layers\\.\u00b2\\.fc1\\.weight"),
     ("shard_up_one_level", lambda c: load(c.sharded({"led.shared.weight": "../elsewhere/x.safetensors"})),
      ledref.CheckpointError, r"model\.safetensors\.index\.json names the shard '\.\./elsewhere/x\.safetensors'"),
     ("shard_absolute", lambda c: load(c.sharded({"led.shared.weight": "/etc/passwd"})),
