@@ -4,7 +4,7 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 
-from .checks import check_path, is_int, read_json, short
+from .checks import check_path, is_int, make_directory, read_json, short
 from .errors import CheckpointNotFoundError, ConfigError
 from .reference.functional import ACTIVATIONS
 
@@ -186,10 +186,7 @@ class LEDConfig:
     def save_pretrained(self, save_directory):
         """Write config.json into a directory (made if needed), which transformers' and ledref's
         from_pretrained read."""
-        save_directory = os.fspath(save_directory)
-        if os.path.isfile(save_directory):
-            raise ConfigError(f"save_pretrained: {save_directory} is a file; expected a directory")
-        os.makedirs(save_directory, exist_ok=True)
+        save_directory = make_directory("save_directory", save_directory, ConfigError)
         self.to_json_file(os.path.join(save_directory, "config.json"))
 
 

@@ -18,7 +18,18 @@ from array_api_compat import array_namespace, is_array_api_obj
 
 from . import inputs, sampling
 from .backend import to_numpy
-from .checks import check_bool, check_callable, check_int, check_path, check_real, is_bool, is_int, read_json, short
+from .checks import (
+    check_bool,
+    check_callable,
+    check_int,
+    check_path,
+    check_real,
+    is_bool,
+    is_int,
+    make_directory,
+    read_json,
+    short,
+)
 from .errors import GenerationError, InputError
 from .outputs import GenerateBeamEncoderDecoderOutput, GenerateEncoderDecoderOutput, as_encoder_output
 
@@ -149,8 +160,8 @@ class GenerationConfig:
 
     def save_pretrained(self, save_directory):
         """Write generation_config.json into a directory (made if needed)."""
-        os.makedirs(os.fspath(save_directory), exist_ok=True)
-        with open(os.path.join(os.fspath(save_directory), "generation_config.json"), "w", encoding="utf-8") as f:
+        save_directory = make_directory("save_directory", save_directory, GenerationError)
+        with open(os.path.join(save_directory, "generation_config.json"), "w", encoding="utf-8") as f:
             f.write(self.to_json_string())
 
     def eos_ids(self):

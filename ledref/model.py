@@ -16,7 +16,7 @@ from array_api_compat import array_namespace, device, is_array_api_obj
 from . import fast, inputs, lowp, reference
 from .backend import ArrayLike, input_device, input_namespace, namespace, namespace_name, to_namespace
 from .checkpoint import check_params, flatten, load_params, save_params, tensor_shapes
-from .checks import check_bool, check_callable, check_choice, check_int, short
+from .checks import check_bool, check_callable, check_choice, check_int, make_directory, short
 from .config import LEDConfig
 from .errors import ConfigError, InputError, LedrefError
 from .generation import GenerationConfig, generate
@@ -215,10 +215,7 @@ class LEDPreTrainedModel:
         `architectures` and `dtype`), model.safetensors (the `led.` prefix when there is a head, the tied
         embedding once, in the model's dtype) and, for LEDForConditionalGeneration, generation_config.json.
         transformers' and ledref's from_pretrained load the directory."""
-        save_directory = os.fspath(save_directory)
-        if os.path.isfile(save_directory):
-            raise LedrefError(f"save_pretrained: {save_directory} is a file; expected a directory")
-        os.makedirs(save_directory, exist_ok=True)
+        save_directory = make_directory("save_directory", save_directory, InputError)
         extra = {k: v for k, v in self.config.extra.items() if k != "torch_dtype"}
         extra.update(architectures=[type(self).__name__], dtype=self.dtype)
         replace(self.config, extra=extra).save_pretrained(save_directory)

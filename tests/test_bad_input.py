@@ -343,6 +343,16 @@ LOADING = [
 ]
 
 CONFIG = [
+    ("config_saved_onto_a_file", lambda c: c.config.save_pretrained(c.base / "config.json"), ledref.ConfigError,
+     r"save_directory='.*config\.json' exists and is not a directory; expected a directory to write into"),
+    ("config_saved_to_a_number", lambda c: c.config.save_pretrained(3), ledref.ConfigError,
+     r"save_directory=3 is a int; expected a path"),
+    ("model_saved_onto_a_file", lambda c: c.model.save_pretrained(c.base / "config.json"), ledref.InputError,
+     r"save_directory='.*config\.json' exists and is not a directory"),
+    ("model_saved_to_a_list", lambda c: c.model.save_pretrained(["out"]), ledref.InputError,
+     r"save_directory=\['out'\] is a list; expected a path"),
+    ("generation_config_saved_to_a_number", lambda c: c.model.generation_config.save_pretrained(3),
+     ledref.GenerationError, r"save_directory=3 is a int; expected a path"),
     ("decoder_layers_absurd", lambda c: load(c.config_variant(decoder_layers=10_000_000)),
      ledref.ConfigError, r"config\.json: config field decoder_layers=10000000; expected an int >= 1 and <= 4096"),
     ("encoder_layers_absurd", lambda c: load(c.config_variant(encoder_layers=10 ** 12)),
