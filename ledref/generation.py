@@ -551,9 +551,11 @@ def random_generator(generator=None, seed=None):
             raise GenerationError(f"generator is a {type(generator).__name__}; expected a numpy.random.Generator "
                                   f"(numpy.random.default_rng(seed))")
         return generator
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-        raise GenerationError(f"seed={seed!r}; expected an int >= 0")
+    if seed is not None:
+        check_int("seed", seed, GenerationError, minimum=0)
     return np.random.default_rng(seed)
+
+
 def _check_finite(logits, step, beams):
     """A GenerationError naming the step and the batch row when the decoder's scores [N, V] are not all
     finite (an inf or nan in the weights or the encoder's output): the search would pick from noise."""

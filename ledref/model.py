@@ -1,7 +1,7 @@
 """The four model classes: argument checks, the heads, losses, transformers' habits, and which forward pass
 runs (`attn_implementation`: "band" runs ledref.fast; "band_matrix" and "dense" run ledref.reference, which
-also runs whenever a recorder is given). Shapes: B batch, L input length, T decoder length, D model dim,
-V vocabulary.
+also runs the layers a recorder wants something of). Shapes: B batch, L input length, T decoder length,
+D model dim, V vocabulary.
 """
 
 import math
@@ -489,13 +489,11 @@ class LEDPreTrainedModel:
                              f"of 4 arrays (self k, self v, cross k, cross v), as returned with use_cache=True")
 
     def _check_past(self, past_key_values, batch):
+        """The shapes of past_key_values (its structure checked by _check_past_structure) -> past length."""
         if past_key_values is None:
             return 0
         config = self.config
         d = config.d_model // config.decoder_attention_heads
-        if len(past_key_values) != config.decoder_layers or any(len(entry) != 4 for entry in past_key_values):
-            raise InputError(f"past_key_values must hold {config.decoder_layers} entries (one per decoder layer) "
-                             f"of 4 arrays (self k, self v, cross k, cross v), as returned with use_cache=True")
         past_len = past_key_values[0][0].shape[2]
         for i, entry in enumerate(past_key_values):
             for j, a in enumerate(entry):

@@ -43,7 +43,8 @@ def linear(x, weight, bias=None, out=None):
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
-    """reference.functional.layer_norm written over x (which the caller owns): no new array of x's size."""
+    """reference.functional.layer_norm written over x (which the caller owns); its one temporary, x * x for
+    the variance, is as large as x: callers hand it chunks of rows (by_rows)."""
     xp = array_namespace(x)
     x -= xp.mean(x, axis=-1, keepdims=True)
     x /= xp.sqrt(xp.mean(x * x, axis=-1, keepdims=True) + eps)
