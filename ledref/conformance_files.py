@@ -35,6 +35,8 @@ import os
 import numpy as np
 
 from . import testing
+from .checks import check_int, inside, is_bool, is_int, make_directory, read_json, short
+from .compare import read_safetensors
 from .testing import Case, CaseResult, ConformanceError, ConformanceReport
 
 FORMAT = "ledref-conformance-files/1"
@@ -54,12 +56,18 @@ def dump(directory, cases=None, dtype="float64", examples=20, seed=0, variants=F
 
     from . import __version__
     testing.numpy_dtype(dtype)
+    check_int("examples", examples, ConformanceError, minimum=0)
+    check_int("seed", seed, ConformanceError, minimum=0)
     cases = default_cases(examples, seed, variants) if cases is None else list(cases)
     names = [c.name for c in cases]
     if len(set(names)) != len(names):
         raise ConformanceError(f"case names must be unique; {sorted({n for n in names if names.count(n) > 1})} repeat")
-    os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
-    os.makedirs(os.path.join(directory, "outputs"), exist_ok=True)
+    for name in names:  # each names its two files
+        if not isinstance(name, str) or "/" in name or not inside(name):
+            raise ConformanceError(f"case name {short(name)}; expected a plain name for <name>.safetensors")
+    directory = make_directory("directory", directory, ConformanceError)
+    for part in ("inputs", "outputs"):
+        make_directory(part, os.path.join(directory, part), ConformanceError)
     entries = []
     for case in cases:
         inputs = case.inputs(dtype)
@@ -92,39 +100,68 @@ def _entry(case, path):
 
 
 def read_manifest(directory):
-    """manifest.json of a dumped directory, checked."""
+    """manifest.json of a dumped directory, checked: its format, and each case entry (see case_of)."""
     path = os.path.join(directory, MANIFEST)
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except OSError as e:
-        raise ConformanceError(f"{path}: cannot read the manifest ({e.strerror}); write one with "
-                               f"`ledref conformance --dump {directory}`") from None
-    except json.JSONDecodeError as e:
-        raise ConformanceError(f"{path}: not JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ConformanceError(f"{path}: format {manifest.get('format') if isinstance(manifest, dict) else None!r}; "
-                               f"expected {FORMAT!r}")
+    if not os.path.isfile(path):
+        raise ConformanceError(f"{path}: cannot read the manifest (no such file); write one with "
+                               f"`ledref conformance --dump {directory}`")
+    manifest = read_json(path, ConformanceError, "conformance manifest")
+    if manifest.get("format") != FORMAT:
+        raise ConformanceError(f"{path}: format {short(manifest.get('format'))}; expected {FORMAT!r}")
+    if not isinstance(manifest.get("cases"), list):
+        raise ConformanceError(f"{path}: cases={short(manifest.get('cases'))}; expected a list of case entries")
     return manifest
 
 
-def case_of(entry):
-    """The Case a manifest entry describes."""
-    dilation = tuple(entry["dilation"])
-    return Case(entry["name"], entry["batch"], entry["heads"], entry["length"], entry["head_dim"],
-                entry["one_sided_window"], tuple(map(tuple, entry["attention_mask"])),
-                tuple(map(tuple, entry["global_attention_mask"])), entry["seed"],
-                None if set(dilation) == {1} else dilation, bool(entry["autoregressive"]))
+def case_of(entry, where="the manifest"):
+    """The Case a manifest entry describes, checked as hostile: its files inside the directory, its sizes
+    within the suite's bounds (checked before anything of their size is made), its masks rows of 0 and 1."""
+    if not isinstance(entry, dict):
+        raise ConformanceError(f"{where}: a case entry is {short(entry)}; expected an object")
+    name = entry.get("name")
+
+    def bad(field, expected):
+        return ConformanceError(f"{where}: case {short(name)}: {field}={short(entry.get(field))}; expected {expected}")
+
+    for field in ("name", "inputs", "outputs"):
+        value = entry.get(field)
+        if not isinstance(value, str) or not inside(value) or (field == "name" and "/" in value):
+            raise bad(field, "a plain name" if field == "name" else "a relative path inside the directory")
+    sizes = {field: entry.get(field) for field in ("batch", "heads", "length", "head_dim", "one_sided_window", "seed")}
+    try:
+        testing.check_sizes(**sizes)
+    except ConformanceError as e:
+        raise ConformanceError(f"{where}: case {name}: {e}") from None
+    batch, heads, length = sizes["batch"], sizes["heads"], sizes["length"]
+    for field in ("attention_mask", "global_attention_mask"):
+        rows = entry.get(field)
+        if not (isinstance(rows, list) and len(rows) == batch and all(
+                isinstance(r, list) and len(r) == length and all(is_int(v) and v in (0, 1) for v in r) for r in rows)):
+            raise bad(field, f"{batch} rows of {length} zeros and ones")
+    dilation = entry.get("dilation")
+    if not (isinstance(dilation, list) and len(dilation) == heads and all(is_int(r) and r >= 1 for r in dilation)):
+        raise bad("dilation", f"{heads} ints >= 1 (one per head)")
+    if not is_bool(entry.get("autoregressive")):
+        raise bad("autoregressive", "true or false")
+    return Case(name, batch, heads, length, sizes["head_dim"], sizes["one_sided_window"],
+                tuple(map(tuple, entry["attention_mask"])), tuple(map(tuple, entry["global_attention_mask"])),
+                sizes["seed"], None if set(dilation) == {1} else tuple(dilation), bool(entry["autoregressive"]))
 
 
 def _read(directory, relative):
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-    path = os.path.join(directory, relative)
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ConformanceError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+    return read_safetensors(os.path.join(directory, relative), ConformanceError)
+
+
+def _check_inputs(inputs, case, path):
+    """The stored inputs have the shapes the entry gives (so the reference is no larger than the checked
+    sizes say)."""
+    b, h, length, d = case.batch, case.heads, case.length, case.head_dim
+    shapes = {**{name: (b, h, length, d) for name in testing.TENSORS}, "attention_mask": (b, length),
+              "one_sided_window": (), "dilation": (h,), "autoregressive": ()}
+    for name, shape in shapes.items():
+        if name not in inputs or tuple(inputs[name].shape) != shape:
+            found = tuple(inputs[name].shape) if name in inputs else "missing"
+            raise ConformanceError(f"{path}: tensor {name} is {found}; expected shape {shape} as the manifest says")
 
 
 def check(directory, rtol=None, atol=None):
@@ -135,12 +172,13 @@ def check(directory, rtol=None, atol=None):
     dtype = manifest.get("dtype", "float64")
     tolerances = testing.tolerances_for(dtype, rtol, atol)
     results = []
+    where = os.path.join(directory, MANIFEST)
     for entry in manifest["cases"]:
-        case = case_of(entry)
+        case = case_of(entry, where)
         inputs = _read(directory, entry["inputs"])
+        _check_inputs(inputs, case, os.path.join(directory, entry["inputs"]))
         inputs["dilation"] = tuple(int(r) for r in inputs["dilation"])
         inputs["autoregressive"] = bool(inputs["autoregressive"])
-        expected = testing.reference_of(inputs)
         outputs_path = os.path.join(directory, entry["outputs"])
         if not os.path.isfile(outputs_path):
             results.append(CaseResult(case.name, False, case, message=f"no {entry['outputs']}: the kernel wrote "
@@ -151,6 +189,7 @@ def check(directory, rtol=None, atol=None):
         except ConformanceError as e:
             results.append(CaseResult(case.name, False, case, message=str(e)))
             continue
+        expected = testing.reference_of(inputs)
         got = [None if written.get(name) is None else np.asarray(written[name]) for name in testing.OUTPUTS]
         results.append(testing.compare_outputs(case, got, expected, tolerances))
     return ConformanceReport(results=results, examples=0, dtype=dtype, tolerances=tolerances,

@@ -195,7 +195,7 @@ def make_case(name, batch, heads, length, head_dim, one_sided_window, lengths=No
     """A Case from per-row non-pad lengths (default: no padding; pad at the end) and per-row global
     positions (default none; positions past a row's length are flagged but become 0 in the merged mask).
     dilation: an int (every head) or one per head; autoregressive: keys up to the token only."""
-    _check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
+    check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
     for arg, value in (("lengths", lengths), ("global_positions", global_positions)):
         if value is not None and not isinstance(value, (list, tuple, range)):
             raise ConformanceError(f"case {name}: {arg}={short(value)}; expected a list with one entry per row")
@@ -224,7 +224,7 @@ def make_inputs(batch, heads, length, head_dim, one_sided_window, mask, seed=0):
     """The kernel's keyword arguments: six standard-normal float64 tensors [B, H, L, d] drawn from
     numpy.random.default_rng(seed) in the order q, k, v, q_global, k_global, v_global (q and q_global
     then divided by sqrt(d)), the merged mask int64 [B, L] and the window."""
-    _check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
+    check_sizes(batch, heads, length, head_dim, one_sided_window, seed)
     try:
         mask = np.asarray(mask)
     except (ValueError, TypeError):
@@ -243,9 +243,12 @@ def make_inputs(batch, heads, length, head_dim, one_sided_window, mask, seed=0):
 
 
 MAX_ELEMENTS = 2 ** 26  # the largest B * H * L * d a case may ask for (six float64 tensors of it: 3 GB)
+MAX_DENSE = 2 ** 26  # the largest B * H * L * L: the dense reference's score matrices (float64: 512 MB each)
 
 
-def _check_sizes(batch, heads, length, head_dim, one_sided_window, seed):
+def check_sizes(batch, heads, length, head_dim, one_sided_window, seed):
+    """A case's sizes within the suite's bounds (ints, and the tensors and the dense reference's scores
+    no larger than MAX_ELEMENTS and MAX_DENSE), checked before anything of their size is made."""
     for arg, value in (("batch", batch), ("heads", heads), ("length", length), ("head_dim", head_dim),
                        ("one_sided_window", one_sided_window)):
         check_int(arg, value, ConformanceError, minimum=1, maximum=MAX_ELEMENTS)
@@ -253,6 +256,9 @@ def _check_sizes(batch, heads, length, head_dim, one_sided_window, seed):
     if batch * heads * length * head_dim > MAX_ELEMENTS:
         raise ConformanceError(f"batch * heads * length * head_dim = {batch * heads * length * head_dim:,}; "
                                f"expected at most {MAX_ELEMENTS:,}")
+    if batch * heads * length * length > MAX_DENSE:
+        raise ConformanceError(f"batch * heads * length ** 2 = {batch * heads * length * length:,} (the dense "
+                               f"reference's scores); expected at most {MAX_DENSE:,}")
 
 
 CATALOGUE = [

@@ -28,9 +28,18 @@ import ledref
 from conftest import require
 from ledref import layout, needle, viz
 from ledref.checkpoint import random_state_dict, save_checkpoint
+from ledref.conformance_files import check as check_files
+from ledref.conformance_files import dump as dump_files
 from ledref.errors import CompareError
 from ledref.golden import case_inputs, record, tiny_model, write_golden
-from ledref.testing import ConformanceError, check_longformer_attention, load_kernel, make_case, run_case
+from ledref.testing import (
+    CATALOGUE,
+    ConformanceError,
+    check_longformer_attention,
+    load_kernel,
+    make_case,
+    run_case,
+)
 
 TESTS = Path(__file__).parent
 TOKENIZER = TESTS / "data" / "tokenizer"
@@ -763,6 +772,32 @@ ORACLE = [
      r"batch=1000000000000000000000000000000"),
     ("conformance_case_too_large", lambda c: make_case("x", 1024, 16, 4096, 64, 1), ConformanceError,
      r"batch \* heads \* length \* head_dim = 4,294,967,296"),
+    ("conformance_case_dense_too_large", lambda c: make_case("x", 1, 1, 2 ** 14, 1, 1), ConformanceError,
+     r"batch \* heads \* length \*\* 2 = 268,435,456 \(the dense reference's scores\); expected at most 67,108,864"),
+    ("files_inputs_lead_out", lambda c: check_files(dumped(c, inputs="../../../etc/passwd")), ConformanceError,
+     r"manifest\.json: case 'no_globals': inputs='\.\./\.\./\.\./etc/passwd'; expected a relative path inside"),
+    ("files_outputs_absolute", lambda c: check_files(dumped(c, outputs="/tmp/x.safetensors")), ConformanceError,
+     r"case 'no_globals': outputs='/tmp/x\.safetensors'; expected a relative path inside"),
+    ("files_length_absurd", lambda c: check_files(dumped(c, length=10 ** 7)), ConformanceError,
+     r"case no_globals: batch \* heads \* length \* head_dim = 320,000,000"),
+    ("files_heads_a_string", lambda c: check_files(dumped(c, heads="2")), ConformanceError,
+     r"case no_globals: heads='2'; expected an int >= 1"),
+    ("files_mask_short", lambda c: check_files(dumped(c, attention_mask=[[1, 1]])), ConformanceError,
+     r"case 'no_globals': attention_mask=\[\[1, 1\]\]; expected 2 rows of 37 zeros and ones"),
+    ("files_dilation_missing", lambda c: check_files(dumped(c, dilation=None)), ConformanceError,
+     r"dilation=None; expected 2 ints >= 1"),
+    ("files_entry_a_number", lambda c: check_files(dumped(c, entry=7)), ConformanceError,
+     r"a case entry is 7; expected an object"),
+    ("files_inputs_larger_than_said", lambda c: check_files(dumped(c, length=36, attention_mask=[[1] * 36] * 2,
+                                                                         global_attention_mask=[[0] * 36] * 2)),
+     ConformanceError,
+     r"tensor q is \(2, 2, 37, 8\); expected shape \(2, 2, 36, 8\) as the manifest says"),
+    ("files_manifest_missing", lambda c: check_files(c.fresh("no_manifest")), ConformanceError,
+     r"manifest\.json: cannot read the manifest \(no such file\)"),
+    ("files_dump_examples_negative", lambda c: dump_files(c.fresh("dump"), examples=-2), ConformanceError,
+     r"examples=-2; expected an int >= 0"),
+    ("files_dump_case_name_leads_out", lambda c: dump_files(c.fresh("dump"), cases=[
+        make_case("../x", 1, 1, 4, 2, 1)]), ConformanceError, r"case name '\.\./x'; expected a plain name"),
     ("conformance_case_lengths_an_int", lambda c: make_case("x", 1, 1, 4, 2, 1, lengths=4), ConformanceError,
      r"lengths=4; expected a list"),
     ("conformance_run_case_junk", lambda c: run_case(lambda *a: None, "no_globals"), ConformanceError,
@@ -852,6 +887,21 @@ def pytorch_index(c, shard):
 def garbage_golden_input(c):
     path = c.fresh("golden_input") / "inputs.safetensors"
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    return path
+
+
+def dumped(c, entry=None, **fields):
+    """A dumped conformance directory of one case (no_globals: batch 2, heads 2, length 37, head_dim 8) whose
+    manifest entry has `fields` changed (None: removed), or is replaced by `entry`."""
+    path = c.fresh("conformance_files")
+    dump_files(path, cases=[case for case in CATALOGUE if case.name == "no_globals"])
+    manifest = json.loads((path / "manifest.json").read_text())
+    case = manifest["cases"][0] if entry is None else entry
+    if entry is None:
+        for name, value in fields.items():
+            case.pop(name) if value is None else case.__setitem__(name, value)
+    manifest["cases"] = [case]
+    (path / "manifest.json").write_text(json.dumps(manifest))
     return path
 
 
