@@ -41,9 +41,29 @@ _FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
 
 
 def round_to(data, low):
-    """Float data rounded to the low dtype, held as float32 (round to nearest even; overflow gives inf)."""
+    """Float data rounded to the low dtype in one rounding, held as float32 (round to nearest even;
+    overflow gives inf). ml_dtypes takes float64 to bfloat16 through float32, two roundings that can
+    differ from one at a tie; float64 data therefore goes to float32 rounded to odd first, after which
+    rounding to bfloat16 is the one correct rounding (float32 keeps 24 bits, more than 8 + 2)."""
+    data = np.asarray(data)
     with np.errstate(over="ignore"):  # beyond the type's range is inf, as in hardware
-        return np.asarray(data).astype(low).astype(np.float32)
+        if data.dtype == np.float64 and low == LOW_DTYPES["bfloat16"]:
+            data = _float32_rounded_to_odd(data)
+        return data.astype(low).astype(np.float32)
+
+
+def _float32_rounded_to_odd(x):
+    """float64 x as float32, truncated toward zero and, when that is inexact, with the last bit set."""
+    t = x.astype(np.float32)
+    away = np.abs(t.astype(np.float64)) > np.abs(x)  # rounded away from zero: one step back toward it
+    t = np.where(away, np.nextafter(t, np.float32(0)), t)
+    inexact = t.astype(np.float64) != x
+    return (t.view(np.uint32) | inexact.astype(np.uint32)).view(np.float32)
+
+
+def _floating(dtype):
+    """A NumPy floating dtype, ml_dtypes' bfloat16 (whose kind is "V") included."""
+    return dtype.kind == "f" or dtype == LOW_DTYPES["bfloat16"]
 
 
 def _fused():
@@ -226,7 +246,7 @@ class Namespace:
             value = np.asarray(value)
         if not isinstance(value, np.ndarray):
             return value
-        if value.dtype.kind != "f":
+        if not _floating(value.dtype):
             return LowArray(value, self)
         if kernel is None:
             return LowArray(round_to(value, self.low), self)
@@ -243,7 +263,7 @@ class Namespace:
         data = np.asarray(obj)
         if dtype is not None and not self._is_float(dtype):
             return LowArray(data.astype(dtype), self)
-        if data.dtype.kind == "f" or (dtype is not None and self._is_float(dtype)):
+        if _floating(data.dtype) or (dtype is not None and self._is_float(dtype)):
             return LowArray(round_to(data, self.low), self)
         return LowArray(data.copy() if copy else data, self)
 

@@ -27,6 +27,35 @@ def name(request):
     return request.param
 
 
+def nearest_bfloat16(x):
+    """float64 x rounded to bfloat16's 8 significant bits, to nearest even, by frexp: the reference for
+    normal numbers."""
+    m, e = np.frexp(x)  # x = m 2^e, 0.5 <= |m| < 1: m 2^8 holds the 8 bits and the rest as a fraction
+    return np.ldexp(np.round(m * 2.0 ** 8), e - 8)  # np.round: ties to even
+
+
+def test_float64_reaches_bfloat16_in_one_rounding():
+    xp = lowp.namespace("bfloat16")
+    rng = np.random.default_rng(3)
+    # a value just above a tie (1 + 2^-8 + 2^-40: float32 would make it the tie, then round to even), ties,
+    # and random values whose bits below float32's precision decide
+    ties = 1.0 + 2.0 ** -8 * np.array([1, 3, 5])
+    special = np.array([1 + 2.0 ** -8 + 2.0 ** -40, 1 + 2.0 ** -8 - 2.0 ** -40, -(1 + 2.0 ** -8 + 2.0 ** -40)])
+    near = (1 + (np.arange(1, 200) + 0.5) * 2.0 ** -8) * (1 + rng.choice([-1, 1], 199) * 2.0 ** -35)
+    values = np.concatenate([ties, special, near, rng.normal(size=500) * 10.0 ** rng.integers(-30, 30, 500)])
+    np.testing.assert_array_equal(xp.asarray(values).data, nearest_bfloat16(values))
+    assert xp.asarray(np.array([1 + 2.0 ** -8 + 2.0 ** -40])).data[0] == 1.0078125
+
+
+def test_bfloat16_inputs_are_floating_arrays_of_the_mode():
+    xp = lowp.namespace("bfloat16")
+    values = np.random.default_rng(4).normal(size=(3, 5)).astype(ml_dtypes.bfloat16)
+    x = xp.asarray(values)
+    assert x.data.dtype == np.float32 and x.dtype == np.dtype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(xp.sum(x, axis=1).data, rounded(np.sum(values.astype(np.float32), axis=1),
+                                                                    "bfloat16"))
+
+
 def test_every_operation_rounds_once(name):
     xp = lowp.namespace(name)
     rng = np.random.default_rng(0)
