@@ -63,7 +63,12 @@ def to_numpy(a):
     if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
         return a.get()
     if type(a).__module__.startswith("torch"):  # on any device, with or without a gradient
-        return a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        if str(a.dtype) == "torch.bfloat16":  # NumPy has no bfloat16 of torch's: ml_dtypes', bit for bit
+            import ml_dtypes
+            import torch
+            return a.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return a.numpy()
     if isinstance(a, (np.ndarray, np.generic)):
         return np.asarray(a)
     from .lowp import LowArray

@@ -358,11 +358,9 @@ def as_numpy(a):
     """A kernel's returned array (NumPy, torch on any device, JAX, anything np.asarray reads) -> NumPy."""
     if a is None:
         return None
-    if hasattr(a, "detach"):  # torch, on any device; NumPy has no bfloat16 of torch's
-        a = a.detach().cpu()
-        if str(a.dtype) == "torch.bfloat16":
-            a = a.float()
-        return a.numpy()
+    if hasattr(a, "detach"):  # torch, on any device, bfloat16 included
+        from .backend import to_numpy
+        return to_numpy(a)
     return np.asarray(a)
 
 

@@ -152,3 +152,12 @@ def test_torch_tensors_in_torch_tensors_out(tmp_path):
     assert all(isinstance(h, torch.Tensor) for h in out.encoder_hidden_states)
     expected = model(ids, decoder_input_ids=[[2, 5], [2, 7]])
     np.testing.assert_allclose(ledref.to_numpy(out.logits), expected.logits, rtol=0, atol=1e-12)
+
+
+def test_to_numpy_reads_torch_bfloat16_bit_for_bit():
+    torch = require("torch")
+    values = torch.randn(3, 5, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    got = ledref.to_numpy(values)
+    assert got.dtype.name == "bfloat16"
+    # the same bits: torch's widening to float32 (exact) against ml_dtypes' widening of the NumPy copy
+    np.testing.assert_array_equal(got.astype(np.float32), values.float().numpy())
