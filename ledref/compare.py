@@ -180,11 +180,17 @@ class Selection:
         self.only = [only] if isinstance(only, str) else list(only or [])
         self.exclude = [exclude] if isinstance(exclude, str) else list(exclude or [])
         if isinstance(tolerances, dict):
-            tolerances = [(pattern, *values) for pattern, values in tolerances.items()]
-        self.tolerances = [tuple(t) for t in tolerances or []]
-        for t in self.tolerances:
-            if len(t) != 3 or not isinstance(t[0], str) or min(t[1], t[2]) < 0:
-                raise CompareError(f"tolerances entry {t!r}: expected (pattern, rtol >= 0, atol >= 0)")
+            tolerances = [(pattern, *(values if isinstance(values, (tuple, list)) else (values,)))
+                          for pattern, values in tolerances.items()]
+        self.tolerances = []
+        for t in tolerances or []:
+            t = tuple(t) if isinstance(t, (tuple, list)) else (t,)
+            if len(t) != 3 or not isinstance(t[0], str):
+                raise CompareError(f"tolerances entry {short(t)}: expected (pattern, rtol >= 0, atol >= 0)")
+            try:
+                self.tolerances.append((t[0], *_tolerances(t[1], t[2])))
+            except CompareError as e:
+                raise CompareError(f"tolerances entry {short(t)}: {e}") from None
 
     @staticmethod
     def _matches(pattern, name, file):
@@ -275,7 +281,9 @@ def _compare_directories(reference, other, selection):
             continue
         side, directory = ("reference", reference) if file in files[0] else ("other", other)
         names = list(_lazy(os.path.join(directory, file)))
-        if any(selection.selected(n, file) for n in names) or (selection.only and selection.selected(file)):
+        # a file one side lacks is NOT OK, unless `only` or `exclude` leave none of it to compare
+        if (not (selection.only or selection.exclude) or any(selection.selected(n, file) for n in names)
+                or (selection.only and selection.selected(file))):
             rows.append(Row(file, None, None, False, "-", note=f"file only in {side} ({len(names)} tensors)"))
     return rows
 

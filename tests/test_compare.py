@@ -121,11 +121,13 @@ def test_directories(tmp_path):
     changed["decoder.out"][4] *= 2
     save_file(changed, str(b / "layer1.safetensors"))
     save_file(tensors(2), str(a / "only_here.safetensors"))
+    save_file({}, str(a / "empty_only_here.safetensors"))
     report = compare(a, b)
     names = {r.name: r for r in report.rows}
     assert names["layer0.safetensors/decoder.out"].ok
     assert names["layer1.safetensors/decoder.out"].first_bad_index == (4,)
     assert not names["only_here.safetensors"].ok and "only in reference" in names["only_here.safetensors"].note
+    assert not names["empty_only_here.safetensors"].ok  # a missing file is NOT OK, even one without tensors
     assert compare(a, b, only="layer0.safetensors/*").ok
     run = ledref_command("compare", a, b)
     assert run.returncode == 1 and "only_here.safetensors" in run.stdout
