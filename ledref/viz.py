@@ -536,11 +536,9 @@ def cross_attention_heads(generate_output, row=0, layer=-1):
     and the steps end where the sequence does."""
     steps = _generate_attentions(generate_output, "cross_attentions")
     n_rows = to_numpy(generate_output.sequences).shape[0]
-    if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < n_rows:
-        raise InputError(f"row={row!r} is outside the {n_rows} generated sequences")
+    row = _index("row", row, n_rows, f"the {n_rows} generated sequences")
     n_layers = len(steps[0])
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n_layers <= layer < n_layers:
-        raise InputError(f"layer={layer!r} is outside the decoder's {n_layers} layers")
+    layer = _index("layer", layer, n_layers, f"the decoder's {n_layers} layers", from_the_end=True)
     beams = getattr(generate_output, "beam_indices", None)
     beams = None if beams is None else to_numpy(beams)
     rows = []
@@ -558,9 +556,17 @@ def cross_attention_map(generate_output, row=0, layer=-1, head=None):
     n_heads = heads.shape[1]
     if head is None:
         return np.mean(heads, axis=1)
-    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < n_heads:
-        raise InputError(f"head={head!r} is outside the {n_heads} heads")
-    return heads[:, head]
+    return heads[:, _index("head", head, n_heads, f"the {n_heads} heads")]
+
+
+def _index(name, value, size, what, from_the_end=False):
+    """`value` as an index into `size` things (from the end too when negative and `from_the_end`), else an
+    InputError: 'row=5 is outside the 2 generated sequences'."""
+    if not is_int(value):
+        raise InputError(f"{name}={short(value)} is not an int; expected an index into {what}")
+    if not (-size if from_the_end else 0) <= value < size:
+        raise InputError(f"{name}={value} is outside {what}")
+    return int(value) % size
 
 
 def global_attention_map(generate_output, row=0, layer=-1, slot=0, head=None):
@@ -572,17 +578,18 @@ def global_attention_map(generate_output, row=0, layer=-1, slot=0, head=None):
     local = _generate_attentions(generate_output, "encoder_attentions")
     if not glob:
         raise InputError("the generate output holds no encoder_global_attentions: the input had no global token")
-    batch, n_heads, length = local[0].shape[:3]
     n_rows = to_numpy(generate_output.sequences).shape[0]
-    if not 0 <= row < n_rows:
-        raise InputError(f"row={row!r} is outside the {n_rows} generated sequences")
-    if not -len(glob) <= layer < len(glob):
-        raise InputError(f"layer={layer!r} is outside the encoder's {len(glob)} layers")
+    row = _index("row", row, n_rows, f"the {n_rows} generated sequences")
+    layer = _index("layer", layer, len(glob), f"the encoder's {len(glob)} layers", from_the_end=True)
+    if glob[layer] is None or local[layer] is None:
+        kept = [i for i, a in enumerate(glob) if a is not None]
+        raise InputError(f"layer={layer}: the generate output holds no attentions of encoder layer {layer} (only of "
+                         f"layers {kept}); expected one of those")
+    batch, n_heads, length = local[layer].shape[:3]
     x = glob[layer].shape[-1]
-    if not 0 <= slot < x:
-        raise InputError(f"slot={slot!r} is outside the {x} global slots")
-    if head is not None and not 0 <= head < n_heads:
-        raise InputError(f"head={head!r} is outside the {n_heads} heads")
+    slot = _index("slot", slot, x, f"the {x} global slots")
+    if head is not None:
+        head = _index("head", head, n_heads, f"the {n_heads} heads")
     weights = to_numpy(glob[layer][row // (n_rows // batch), :, :length, slot])  # [H, L]
     return np.mean(weights, axis=0) if head is None else weights[head]
 
@@ -597,7 +604,9 @@ def plot_where_it_looks(generate_output, tokenizer=None, *, row=0, layer=-1, enc
     LEDTokenizer) labels the written tokens and ends the rows at the first eos; without it they are ids.
     marks: {label: source token positions} drawn as coloured lines (green, grey, orange, purple in order), one
     pixel wide at least, so that one token stays visible among thousands. Long sources are max-pooled to
-    `max_columns` columns, so that no peak is lost."""
+    `max_columns` columns, so that no peak is lost. title: replaces the title of the top panel (of the
+    only one, without global tokens)."""
+    check_int("max_columns", max_columns, InputError, minimum=1)
     cross = cross_attention_map(generate_output, row, layer)  # [T, L]
     written = to_numpy(generate_output.sequences)[row, 1:1 + cross.shape[0]].tolist()
     if tokenizer is not None and tokenizer.eos_token_id in written:
@@ -608,7 +617,7 @@ def plot_where_it_looks(generate_output, tokenizer=None, *, row=0, layer=-1, enc
     n = cross.shape[1]
     marks = {} if marks is None else dict(marks)
     for label, positions in marks.items():
-        bad = [p for p in positions if not 0 <= p < n]
+        bad = [p for p in positions if not (is_int(p) and 0 <= p < n)]
         if bad:
             raise InputError(f"marks[{label!r}] holds positions {bad[:3]} outside the {n} source tokens")
     with_global = bool(getattr(generate_output, "encoder_global_attentions", None))
@@ -629,8 +638,8 @@ def plot_where_it_looks(generate_output, tokenizer=None, *, row=0, layer=-1, enc
     bottom.set_yticks(range(len(written)), labels, fontsize=7 if len(written) <= 40 else 5)
     bottom.set_xlabel("input token position" + (f" (max of {block} per column)" if block > 1 else ""))
     bottom.set_ylabel("token being written")
-    bottom.set_title(f"the decoder's cross-attention while writing each token (decoder, {_layer_name(layer)}, "
-                     f"mean of heads)", fontsize=10)
+    bottom.set_title(title if title and top is None else f"the decoder's cross-attention while writing each token "
+                     f"(decoder, {_layer_name(layer)}, mean of heads)", fontsize=10)
     fig.colorbar(image, ax=bottom, shrink=0.8, label="attention weight")
     for (label, positions), colour in zip(marks.items(), MARK_COLOURS * len(marks), strict=False):
         for i, p in enumerate(sorted(positions)):

@@ -112,3 +112,35 @@ def test_bad_arguments(checkpoint):
         viz.global_attention_map(out, slot=2)
     with pytest.raises(ledref.InputError, match=r"marks\['x'\] holds positions \[23\] outside the 23"):
         viz.plot_where_it_looks(out, marks={"x": [23]})
+    for kwargs, message in ((dict(row=0.5), r"row=0\.5 is not an int; expected an index into the 2 generated"),
+                            (dict(head=True), r"head=True is not an int; expected an index into the 3 heads"),
+                            (dict(layer="0"), r"layer='0' is not an int")):
+        with pytest.raises(ledref.InputError, match=message):
+            viz.global_attention_map(out, **kwargs)
+    with pytest.raises(ledref.InputError, match=r"marks\['x'\] holds positions \[2\.5\] outside the 23"):
+        viz.plot_where_it_looks(out, marks={"x": [2.5]})
+    with pytest.raises(ledref.InputError, match=r"max_columns=0; expected an int >= 1"):
+        viz.plot_where_it_looks(out, max_columns=0)
+
+
+def test_an_encoder_output_of_one_layer(checkpoint):
+    """generate on an encoder output that kept only the last layer's attentions (as ledref explore makes
+    it): that layer's global row is the full run's, the others are a named error."""
+    _, path = checkpoint
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path)
+    encoded = model.encoder(**batch(), output_attentions=[-1])
+    out = model.generate(**batch(), encoder_outputs=encoded, max_length=5, return_dict_in_generate=True,
+                         output_attentions=True)
+    full = model.generate(**batch(), max_length=5, return_dict_in_generate=True, output_attentions=True)
+    np.testing.assert_array_equal(viz.global_attention_map(out, layer=-1), viz.global_attention_map(full, layer=-1))
+    with pytest.raises(ledref.InputError, match=r"layer=0: the generate output holds no attentions of encoder "
+                                                r"layer 0 \(only of layers \[1\]\)"):
+        viz.global_attention_map(out, layer=0)
+
+
+def test_a_title_without_global_tokens_names_the_figure(checkpoint):
+    _, path = checkpoint
+    model = ledref.LEDForConditionalGeneration.from_pretrained(path)
+    inputs = {k: v for k, v in batch().items() if k != "global_attention_mask"}
+    out = model.generate(**inputs, max_length=5, return_dict_in_generate=True, output_attentions=True)
+    assert [ax.get_title() for ax in viz.plot_where_it_looks(out, title="mine").axes][0] == "mine"
