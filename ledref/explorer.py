@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import to_numpy
+from .checks import check_bool, check_callable, check_int, check_path, is_int, short
 from .errors import InputError
 from .layout import _layout
 from .tokenizer import SPECIAL_TOKENS
 
 MAX_BYTES = 25_000_000
+MAX_TOKENS = 2 ** 16  # the page holds token indices as 16-bit integers (Uint16Array)
 """The default size limit of a page, in bytes."""
 
 SHARES = (0.7, 0.15, 0.15)  # of the data budget: local rows, global rows, cross-attention rows (leftovers move on)
@@ -140,10 +142,17 @@ def build_page(text, offsets, tokens, attentions, global_attentions=None, global
     as rows are processed. stats: {"kept": {group: (K, entries per row)}, "mass": {group: (mean, min)},
     "bytes": size}.
     """
+    check_int("max_bytes", max_bytes, InputError, minimum=1)
+    if title is not None and not isinstance(title, str):
+        raise InputError(f"title={short(title)}; expected a str or None")
+    check_callable("progress", progress, InputError)
     a, g, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, None)
     if a.shape[0] != 1:
         raise InputError(f"attentions has a batch of {a.shape[0]}; the explorer shows one document (batch 1)")
     _, heads, length, columns = a.shape
+    if length > MAX_TOKENS:
+        raise InputError(f"the document is {length:,} tokens long; an explorer page holds at most {MAX_TOKENS:,} "
+                         f"(its token indices are 16-bit)")
     offsets = [tuple(int(v) for v in span) for span in (offsets.tolist() if hasattr(offsets, "tolist")
                                                          else offsets)]
     if len(offsets) != length or len(tokens) != length:
@@ -444,6 +453,27 @@ def explore(model, text, out, *, tokenizer=None, global_positions=(0,), layer=-1
     from .tokenizer import LEDTokenizer
 
     start = time.perf_counter()
+    # every argument, before a model is loaded
+    if not isinstance(text, str):
+        raise InputError(f"text is a {type(text).__name__}; expected the document as a str")
+    out = check_path("out", out, InputError)
+    if os.path.isdir(out):
+        raise InputError(f"out={short(out)} is a directory; expected the path of the .html page to write")
+    for name, value in (("layer", layer), ("cross_layer", cross_layer)):
+        check_int(name, value, InputError)
+    for name, value in (("summarize", summarize), ("truncate", truncate)):
+        check_bool(name, value, InputError)
+    for name, value in (("encoder_progress", encoder_progress), ("step_progress", step_progress),
+                        ("page_progress", page_progress)):
+        check_callable(name, value, InputError)
+    check_int("max_bytes", max_bytes, InputError, minimum=1)
+    if title is not None and not isinstance(title, str):
+        raise InputError(f"title={short(title)}; expected a str or None")
+    if isinstance(global_positions, (str, bytes)) or not hasattr(global_positions, "__iter__"):
+        raise InputError(f"global_positions={short(global_positions)}; expected a sequence of token positions (ints)")
+    global_positions = list(global_positions)
+    if not all(is_int(p) for p in global_positions):
+        raise InputError(f"global_positions={short(global_positions)}; expected a sequence of token positions (ints)")
     if isinstance(model, (str, os.PathLike)):
         path = resolve(model)
         model = (LEDForConditionalGeneration if summarize else LEDModel).from_pretrained(path)

@@ -31,6 +31,7 @@ from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.conformance_files import check as check_files
 from ledref.conformance_files import dump as dump_files
 from ledref.errors import CompareError
+from ledref.explorer import build_page, explore
 from ledref.golden import case_inputs, record, tiny_model, write_golden
 from ledref.testing import (
     CATALOGUE,
@@ -816,6 +817,21 @@ ORACLE = [
     ("needle_words_absurd", lambda c: needle.make_document(0, n_words=10 ** 12), ledref.InputError,
      r"n_words=1000000000000"),
     ("needle_facts_nine", lambda c: needle.make_document(0, n_facts=9), ledref.InputError, r"n_facts=9"),
+    ("explore_text_an_int", lambda c: explore(c.text_model, 5, c.root / "p.html"), ledref.InputError,
+     r"text is a int; expected the document as a str"),
+    ("explore_out_a_directory", lambda c: explore(c.text_model, "text", c.root), ledref.InputError,
+     r"out='.*' is a directory; expected the path of the \.html page"),
+    ("explore_layer_a_float", lambda c: explore(c.text_model, "text", c.root / "p.html", layer=1.5),
+     ledref.InputError, r"layer=1\.5; expected an int"),
+    ("explore_summarize_a_string", lambda c: explore(c.text_model, "text", c.root / "p.html", summarize="yes"),
+     ledref.InputError, r"summarize='yes'; expected True or False"),
+    ("explore_global_a_float", lambda c: explore(c.text_model, "text", c.root / "p.html", global_positions=[1.9]),
+     ledref.InputError, r"global_positions=\[1\.9\]; expected a sequence of token positions"),
+    ("explore_progress_not_callable", lambda c: explore(c.text_model, "text", c.root / "p.html", page_progress=3),
+     ledref.InputError, r"page_progress=3 is not callable"),
+    ("explorer_page_past_16_bits", lambda c: build_page("", [(0, 0)] * 65537, ["a"] * 65537,
+                                                        np.zeros((1, 1, 65537, 3), np.float32)),
+     ledref.InputError, r"the document is 65,537 tokens long; an explorer page holds at most 65,536"),
     ("demo_text_an_int", lambda c: __import__("ledref.demo").demo.run(text=5), ledref.InputError, r"text is a int"),
 ]
 
