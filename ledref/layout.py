@@ -98,20 +98,22 @@ def token_range(start, stop, length):
     return start, stop
 
 
-def _rows(a, start, stop):
+def _rows(a, start, stop, head=None):
     """a[:, :, start:stop] of a [B, H, L, ...] array of any backend (or nested lists), as NumPy: only
-    those rows are brought over."""
+    those rows (of head `head` alone, when given: [B, 1, ...]) are brought over."""
     if isinstance(a, (list, tuple)):
         a = np.asarray(a)
     if len(a.shape) != 4:
         return np.asarray(to_numpy(a))  # refused by the caller, with its shape
-    return np.asarray(to_numpy(a[:, :, start:stop, ...]))
+    heads = slice(None) if head is None else slice(head, head + 1)
+    return np.asarray(to_numpy(a[:, heads, start:stop, ...]))
 
 
-def _layout(attentions, global_attentions, global_attention_mask, attention_mask, start=None, stop=None):
+def _layout(attentions, global_attentions, global_attention_mask, attention_mask, start=None, stop=None, head=None):
     """Checked arrays and the layout's numbers: (attentions, global_attentions, mask, positions, x, w).
     With start and stop, attentions holds the query rows start..stop and global_attentions the keys
-    start..stop (the rest is not read); the whole sequence otherwise."""
+    start..stop (the rest is not read); the whole sequence otherwise. With `head` (an index, checked), the
+    arrays hold that head alone, [B, 1, ...] (the others are not read)."""
     if attentions is None:
         raise InputError("attentions is None: this layer's attentions were not asked for; pass "
                          "output_attentions=True or a sequence of layers that includes it")
@@ -121,8 +123,10 @@ def _layout(attentions, global_attentions, global_attention_mask, attention_mask
                          f"for one layer")
     b, h, length, columns = shape
     start, stop = token_range(start, stop, length)
-    a = _rows(attentions, start, stop)
-    g = None if global_attentions is None else _rows(global_attentions, start, stop)
+    if head is not None:
+        head = index("head", head, h, "heads")
+    a = _rows(attentions, start, stop, head)
+    g = None if global_attentions is None else _rows(global_attentions, start, stop, head)
     g_shape = None if global_attentions is None else shape_of(global_attentions, "global_attentions")
     x = 0 if g is None else g_shape[-1]
     if g is not None and (len(g_shape) != 4 or g_shape[:2] != (b, h) or g_shape[2] < length):
@@ -152,8 +156,12 @@ def to_dense(attentions: ArrayLike, global_attentions: ArrayLike | None = None,
     their token gives to keys inside the window."""
     a, g, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask,
                                           start, stop)
+    return _dense(a, g, positions, x, w, 0 if start is None else start)
+
+
+def _dense(a, g, positions, x, w, start):
+    """to_dense of checked rows start..start+n of the layout (`_layout`'s results).   [B, H, n, ...] -> [B, H, n, n]"""
     b, h, n, _ = a.shape
-    start = 0 if start is None else start
     dense = np.zeros((b, h, n, n), dtype=a.dtype)
     rows = np.arange(n)
     for offset in range(max(-w, 1 - n), min(w, n - 1) + 1):  # relative column x + w + offset: key i + offset

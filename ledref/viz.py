@@ -29,7 +29,16 @@ import numpy as np
 from .backend import to_numpy
 from .checks import check_bool, check_int, is_int, short
 from .errors import InputError
-from .layout import MAX_WINDOW, _layout, as_numpy, global_positions, index, merged_mask, shape_of, to_dense, token_range
+from .layout import (
+    MAX_WINDOW,
+    _dense,
+    _layout,
+    as_numpy,
+    index,
+    shape_of,
+    to_dense,
+    token_range,
+)
 
 GLOBAL = "#00bcd4"  # cyan: global tokens, rows and columns
 CMAP = "magma"
@@ -120,9 +129,9 @@ def band_image(attentions, global_attentions=None, global_attention_mask=None, a
     b, h, length, _ = (_shape(attentions) + (0, 0, 0, 0))[:4]
     start, stop = token_range(start, stop, length)
     a, _, mask, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask,
-                                          start, stop)
-    row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
-    image, block = pool_rows(a[row, head].astype(np.float64), max_rows, pool)
+                                          start, stop, head)  # that head's rows alone are read
+    row = index("row", row, b, "rows of the batch")
+    image, block = pool_rows(a[row, 0].astype(np.float64), max_rows, pool)
     return image, block, (start, stop), x, w, positions[row]
 
 
@@ -198,9 +207,9 @@ def dense_image(attentions, global_attentions=None, global_attention_mask=None, 
         raise InputError(f"a dense view of {stop - start} tokens is a {stop - start} x {stop - start} image; expected "
                          f"at most max_tokens={max_tokens}: choose a window with start and stop, or use the band view")
     row, head = index("row", row, b, "rows of the batch"), index("head", head, h, "heads")
-    dense = to_dense(attentions, global_attentions, global_attention_mask, attention_mask, start, stop)
-    mask = merged_mask(global_attention_mask, attention_mask, (b, length))
-    return dense[row, head].astype(np.float64), (start, stop), global_positions(mask)[row]
+    a, g, _, positions, x, w = _layout(attentions, global_attentions, global_attention_mask, attention_mask, start,
+                                       stop, head)  # that head's rows alone are read and made dense
+    return _dense(a, g, positions, x, w, start)[row, 0].astype(np.float64), (start, stop), positions[row]
 
 
 def _draw_dense(ax, image, start, stop, positions, norm, log, tokens, title, labels=True):

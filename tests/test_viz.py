@@ -275,18 +275,25 @@ def test_plot_command_computes_and_builds_only_what_it_draws(tmp_path, monkeypat
     from ledref import needle
     text = needle.make_document(3).text
     (tmp_path / "doc.txt").write_text(text)
-    calls = []
-    original = viz.to_dense
+    calls, built = [], []
+    layout, dense = viz._layout, viz._dense
 
     def recording(*args, **kwargs):
-        bound = inspect.signature(original).bind(*args, **kwargs).arguments
+        bound = inspect.signature(layout).bind(*args, **kwargs).arguments
         calls.append((tuple(bound["attentions"].shape), (bound.get("start"), bound.get("stop"))))
-        return original(*args, **kwargs)
+        return layout(*args, **kwargs)
 
-    monkeypatch.setattr(viz, "to_dense", recording)
+    def building(a, *args):
+        built.append(tuple(a.shape))
+        return dense(a, *args)
+
+    monkeypatch.setattr(viz, "_layout", recording)
+    monkeypatch.setattr(viz, "_dense", building)
     status = ledref.cli.main(["plot", "--model", "ledref/tiny-needle", "--view", "dense", "--layer", "1", "--head",
                               "2", "--from", "100", "--to", "140", "--out", str(tmp_path / "d.png"),
                               str(tmp_path / "doc.txt")])
     assert status == 0 and (tmp_path / "d.png").exists()
     (shape, window), = calls
     assert shape[:2] == (1, 1) and shape[2] > 1000 and window == (100, 140)
+    (rows,), = [built]
+    assert rows[:3] == (1, 1, 40)  # the window's 40 rows of the one head, made dense: [1, 1, 40, 40]
