@@ -24,7 +24,7 @@ brought to NumPy, only the rows needed). Layers whose attentions were not asked 
 """
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -182,10 +182,7 @@ def to_band(dense: ArrayLike, global_attention_mask: ArrayLike | None = None, at
     d = as_numpy(dense, "dense")
     if d.ndim != 4 or d.shape[-1] != d.shape[-2]:
         raise InputError(f"dense has shape {d.shape}; expected (batch, heads, tokens, tokens)")
-    if not is_int(window) or window < 2 or window % 2 or window > MAX_WINDOW:
-        raise InputError(f"window={short(window)}; expected the layer's even attention window from 2 to "
-                         f"{MAX_WINDOW} (an int)")
-    window = cast(int, window)
+    window = _window(window)
     b, h, length, _ = d.shape
     padded = length if padded_length is None else check_int("padded_length", padded_length, InputError, minimum=0)
     if padded < length:
