@@ -155,6 +155,7 @@ class LEDTokenizer:
         if os.path.isdir(os.path.join(directory, "snapshots")) or (REPO_ID.match(directory)
                                                                     and not os.path.exists(directory)):
             directory = resolve(directory, revision, cache_dir, local_files_only)
+        directory = os.path.expanduser(directory)  # "~/ckpt", as resolve reads it for the model
         expected = "tokenizer.json, or vocab.json and merges.txt"
         if not os.path.isdir(directory):
             raise TokenizerError(f"tokenizer directory {directory!r} does not exist; expected a directory holding "

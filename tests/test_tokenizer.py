@@ -451,3 +451,12 @@ def test_bad_global_attention_positions(positions, culprit, ours):
         tokenizer.global_attention_mask(padded, positions=(9,))
     with pytest.raises(TokenizerError, match=r"attention_mask has shape \(2, 4\); expected the shape of input_ids"):
         tokenizer.global_attention_mask(padded, attention_mask=np.ones((2, 4)))
+
+
+def test_a_directory_under_the_home_directory(trained_dir, tmp_path, monkeypatch):
+    """"~/name" names a folder of the home directory, for the tokenizer as for the model classes."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(trained_dir, tmp_path / "led_bpe")
+    from_home = LEDTokenizer.from_pretrained("~/led_bpe")
+    assert from_home("the home directory")["input_ids"] == LEDTokenizer.from_pretrained(trained_dir)(
+        "the home directory")["input_ids"]
