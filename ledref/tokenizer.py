@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from .checks import check_path, make_directory, read_json, read_text, short
+from .checks import check_int, check_path, is_int, make_directory, read_json, read_text, short
 from .errors import TokenizerError
 from .hub import REPO_ID, resolve
 
@@ -108,7 +108,7 @@ class LEDTokenizer:
                 raise TokenizerError(f"unknown tokenizer option {name!r}; expected one of {list(OPTIONS)}")
         self.add_prefix_space = _check_bool("add_prefix_space", add_prefix_space)
         self.clean_up_tokenization_spaces = _check_bool("clean_up_tokenization_spaces", clean_up_tokenization_spaces)
-        self.model_max_length = _check_int("model_max_length", model_max_length, minimum=1)
+        self.model_max_length = check_int("model_max_length", model_max_length, TokenizerError, minimum=1)
         self.vocab = _check_vocab(vocab, "vocab")
         self.merges = _check_merges(merges, "merges")
         self.special_tokens = {name: _added_token(name, special_tokens.get(name, content))
@@ -343,9 +343,9 @@ class LEDTokenizer:
     def _strategies(self, padding, truncation, max_length, pad_to_multiple_of):
         """transformers' `_get_padding_truncation_strategies`: (padding, truncation, max_length) resolved."""
         if max_length is not None:
-            _check_int("max_length", max_length, minimum=0)
+            check_int("max_length", max_length, TokenizerError, minimum=0)
         if pad_to_multiple_of is not None:
-            _check_int("pad_to_multiple_of", pad_to_multiple_of, minimum=1)
+            check_int("pad_to_multiple_of", pad_to_multiple_of, TokenizerError, minimum=1)
         if max_length is not None and padding is False and truncation is None:
             truncation = "longest_first"  # transformers' backward compatibility: max_length alone truncates
         if padding is True and max_length is not None and truncation in (None, False, "do_not_truncate"):
@@ -410,7 +410,7 @@ class LEDTokenizer:
         single = not input_ids or not isinstance(input_ids[0], (list, tuple, np.ndarray))
         rows = [input_ids] if single else input_ids
         for i, row in enumerate(rows):
-            if not isinstance(row, (list, tuple, np.ndarray)) or not all(_is_id(t) for t in row):
+            if not isinstance(row, (list, tuple, np.ndarray)) or not all(is_int(t) for t in row):
                 where = "input_ids" if single else f"input_ids[{i}]"
                 raise TokenizerError(f"{where} is {short(row)}; expected a list of int token ids")
         masks = [[1] * len(row) for row in rows] if attention_mask is None else (
@@ -619,10 +619,6 @@ def _as_ids(value, name):
     return list(value)
 
 
-def _is_id(t):
-    return isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
-
-
 def _check_position(p, length, row=None):
     if not 0 <= p < length:
         where = f"row {row} of input_ids" if row is not None else "input_ids"
@@ -634,12 +630,6 @@ def _check_bool(name, value):
     if not isinstance(value, bool):
         raise TokenizerError(f"{name}={short(value)}; expected True or False")
     return value
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise TokenizerError(f"{name}={short(value)}; expected an int >= {minimum}")
-    return int(value)
 
 
 def _read_json(path, expect=None):
