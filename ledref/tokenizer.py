@@ -251,13 +251,11 @@ class LEDTokenizer:
         _check_bool("add_special_tokens", add_special_tokens)
         if return_attention_mask is not None:
             _check_bool("return_attention_mask", return_attention_mask)
-        if return_tensors is not None and not isinstance(return_tensors, str):
+        if return_tensors is not None and not (isinstance(return_tensors, str) and return_tensors == "np"):
             raise TokenizerError(f"return_tensors={short(return_tensors)} is not supported; expected None or 'np'")
         batched = isinstance(text, (list, tuple))
         rows = _rows(text, text_pair, batched)  # [(text, pair text or None)]
         padding, truncation, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
-        if return_tensors not in (None, "np"):
-            raise TokenizerError(f"return_tensors={return_tensors!r} is not supported; expected None or 'np'")
         _check_bool("return_offsets_mapping", return_offsets_mapping)
         is_pair = rows[0][1] is not None
         n_special = (4 if is_pair else 2) if add_special_tokens else 0
