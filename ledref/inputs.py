@@ -3,6 +3,7 @@
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
+from .checks import is_int, short
 from .errors import InputError
 
 
@@ -80,11 +81,11 @@ def indices(value, name, count, what):
     """A sequence of integer indices into `count` things (negative ones count from the end), checked ->
     a tuple of indices in [0, count), in the given order."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise InputError(f"{name}={value!r}; expected a sequence of {what} indices")
+        raise InputError(f"{name}={short(value)}; expected a sequence of {what} indices")
     found = []
     for v in (np.asarray(value).tolist() if hasattr(value, "shape") else value):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise InputError(f"{name} holds {v!r}; expected integer {what} indices")
+        if not is_int(v):
+            raise InputError(f"{name} holds {short(v)}; expected integer {what} indices")
         if not -count <= v < count:
             raise InputError(f"{name} holds {what} {v}; there are {count} {what}s, 0..{count - 1} (or -{count}..-1 "
                              f"from the end)")
@@ -93,7 +94,7 @@ def indices(value, name, count, what):
         raise InputError(f"{name} is empty; expected at least one {what} index")
     if len(set(found)) < len(found):
         article = "an" if what[0] in "aeiou" else "a"
-        raise InputError(f"{name}={value!r} names {article} {what} twice; expected each at most once")
+        raise InputError(f"{name}={short(value)} names {article} {what} twice; expected each at most once")
     return tuple(found)
 
 
@@ -106,13 +107,13 @@ def attention_selection(output_attentions, attention_heads, n_layers, n_heads):
     elif output_attentions is None:
         layers = False
     elif isinstance(output_attentions, (str, bytes)) or not hasattr(output_attentions, "__iter__"):
-        raise InputError(f"output_attentions={output_attentions!r}; expected True or False, or a sequence of "
+        raise InputError(f"output_attentions={short(output_attentions)}; expected True or False, or a sequence of "
                          f"encoder layer indices")
     else:
         layers = tuple(sorted(indices(output_attentions, "output_attentions", n_layers, "encoder layer")))
     if attention_heads is None:
         return layers, None
     if layers is False:
-        raise InputError(f"attention_heads={attention_heads!r} but output_attentions is False; expected "
+        raise InputError(f"attention_heads={short(attention_heads)} but output_attentions is False; expected "
                          f"output_attentions=True or a sequence of encoder layers to take the heads from")
     return layers, indices(attention_heads, "attention_heads", n_heads, "head")
