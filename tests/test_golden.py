@@ -110,13 +110,15 @@ def test_a_float32_golden_compares_ok_with_a_float64_golden(tmp_path):
     # the check can fail: a float32 golden of other weights is NOT OK
     run = ledref_command("golden", "--tiny", "--case", "globals_mixed", "--dtype", "float32", "--seed", "1",
                          "--out", tmp_path / "other")
+    assert run.returncode == 0, run.stderr
     run = ledref_command("compare", tmp_path / "float64" / "globals_mixed.safetensors",
                          tmp_path / "other" / "globals_mixed.safetensors", "--rtol", "1e-4", "--atol", "1e-4")
-    assert run.returncode == 1
+    assert run.returncode == 1 and "NOT OK" in run.stdout
 
 
-def test_tiny_goldens_carry_their_checkpoint(tmp_path):
-    """`golden --tiny` writes the weights it used beside each golden file; loading them reproduces the file."""
+def test_tiny_goldens_carry_their_checkpoint_consistency(tmp_path):
+    """A consistency check (ledref against itself): `golden --tiny` writes the weights it used beside each
+    golden file; loading them reproduces the file."""
     from support import ledref_command
     run = ledref_command("golden", "--tiny", "--case", "window_2", "--out", tmp_path)
     assert run.returncode == 0, run.stderr

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import ledref
 import ledref.layout
 import ledref.viz
-from conftest import hf_call, hf_model, random_led
+from conftest import hf_call, hf_model, random_led, require, to_backend
 from ledref.checkpoint import random_state_dict, save_checkpoint
 from ledref.layout import attention_weight, merged_mask, to_band, to_bertviz, to_dense
 
@@ -156,7 +156,7 @@ def test_windows_are_slices_of_the_dense_matrix(small_output):
 def test_bertviz_export(small_output):
     """What bertviz's head_view takes (its documented arguments): per layer a torch tensor [1, H, n, n], and
     n tokens; the window's real tokens of one row, equal to the dense matrix there."""
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     out, gm, am = small_output
     attention, tokens = to_bertviz(out.encoder_attentions, out.encoder_global_attentions, gm, am, row=1)
     assert len(attention) == 2 and all(isinstance(a, torch.Tensor) for a in attention)
@@ -243,9 +243,10 @@ def test_mismatched_masks_are_refused(small_output):
 
 
 @pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
-def test_layout_reads_other_backends_outputs(backend, small_output, tmp_path):
-    """The same model run on another backend's arrays: its outputs decode to the NumPy run's matrices."""
-    from conftest import require, to_backend
+def test_layout_reads_other_backends_outputs_consistency(backend, small_output, tmp_path):
+    """A consistency check (ledref against itself; the NumPy run is checked against the dense rule above):
+    the same model run on another backend's arrays: its outputs decode to the NumPy run's matrices."""
+
     require(backend)
     out, gm, am = small_output
     model = random_led(tmp_path, seed=1, attention_window=[4, 6])

@@ -73,7 +73,8 @@ def test_beam_sample_matches_transformers(settings, checkpoint, monkeypatch):
     assert worst <= 1e-6, worst
 
 
-def test_same_seed_same_tokens(checkpoint):
+def test_same_seed_same_tokens_consistency(checkpoint):
+    """A consistency check (ledref against itself): a seed fixes the draws."""
     _, path = checkpoint
     model = ledref.LEDForConditionalGeneration.from_pretrained(path)
     settings = dict(do_sample=True, temperature=1.5, max_new_tokens=15, min_new_tokens=15)

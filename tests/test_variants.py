@@ -108,8 +108,9 @@ def test_both_forms_equal_the_dense_rule(case, backend):
                     assert np.max(np.abs(glob[bi, :, :, g] - row)) <= TOL
 
 
-def test_dilation_one_and_no_autoregression_is_longformer(backend):
-    """dilation 1 (as an int or per head) and autoregressive=False give the plain window, to the bit."""
+def test_dilation_one_and_no_autoregression_is_longformer_consistency(backend):
+    """A consistency check (the reference against itself): dilation 1 (as an int or per head) and
+    autoregressive=False give the plain window, to the bit."""
     case = dict(b=2, heads=3, d=4, length=23, w=3, p_global=0.2, p_pad=0.2, seed=5, dilation=1,
                 autoregressive=False)
     tensors, mask = inputs(case)
