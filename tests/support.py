@@ -15,6 +15,8 @@ from conftest import hf_call, hf_model, require
 
 # ------------------------------------------------------------------ parity cases
 
+# Each case: config overrides, input length, real lengths per row (right padding), global positions per
+# row (None: no global_attention_mask), decoder length and real decoder lengths.
 CASES = {
     # first token, middle, last real token; a row with one global; a global on a padded position;
     # rows with 3, 1 and 2 global flags (the pad one drops out); 21 is not a multiple of the window 8

@@ -66,18 +66,6 @@ def join_safetensors(header, data):
     return struct.pack("<Q", len(text)) + text + data
 
 
-def reference_tensors(raw):
-    """{name: array} of a valid safetensors file, read with json, struct and np.frombuffer: the independent
-    reference a loaded checkpoint is compared with."""
-    header, data = split_safetensors(raw)
-    dtypes = {"F32": "<f4", "F64": "<f8", "F16": "<f2"}
-    out = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = entry["data_offsets"]
-        out[name] = np.frombuffer(data[start:end], dtype=dtypes[entry["dtype"]]).reshape(entry["shape"])
-    return out
 
 
 def flat_params(params, prefix=""):

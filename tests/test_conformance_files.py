@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
+from support import ledref_command
 
 from ledref.conformance_files import default_cases
 from ledref.testing import check_longformer_attention, load_kernel
@@ -44,13 +45,6 @@ for case in manifest["cases"]:
 assert not any(name == "ledref" or name.startswith("ledref.") for name in sys.modules), "the runner used ledref"
 print(len(manifest["cases"]), "cases")
 '''
-
-
-def ledref_command(*args):
-    exe = Path(sys.executable).parent / "ledref"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "ledref"]
-    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 def run_elsewhere(directory, kernel_name, tmp_path):

@@ -22,10 +22,6 @@ TEXT = (TOKENIZER / "corpus.txt").read_text(encoding="utf-8")[:1200] + " naïve 
 WINDOW, HEADS = 16, 2
 
 
-def quantized(row):
-    """What the page can show of an attention row: 8-bit fractions of its largest weight (0 is not shown)."""
-    top = row.max()
-    return np.rint(row / top * 255) * top / 255 if top > 0 else row
 
 
 # ------------------------------------------------------------------------------------------------ the data
@@ -48,8 +44,8 @@ def test_top_weights_keeps_the_largest_of_each_row():
 
 
 def synthetic_layer(length, heads, window, global_positions, seed=0):
-    """A compact layout of one layer as the model would return it: rows of random weights that sum to 1 over
-    the keys the rule allows (to_band of a dense matrix)."""
+    """Arrays of one layer's compact layout and its global rows, shaped as the model returns them, holding
+    random (unnormalised) weights: a page's size depends on the shapes and the spread of the weights."""
     rng = np.random.default_rng(seed)
     mask = np.zeros((1, length), dtype=np.int64)
     mask[0, list(global_positions)] = 1

@@ -24,8 +24,9 @@ EVERYTHING = dict(return_dict_in_generate=True, output_scores=True, output_logit
 PER_STEP = ("decoder_attentions", "cross_attentions", "decoder_hidden_states")
 
 
-def hf_generate(hf, dtype="float32", **settings):
-    """transformers' generate on the test batch."""
+def hf_generate_as_given(hf, dtype="float32", **settings):
+    """transformers' generate on the test batch, with these settings only (support.hf_generate adds
+    return_dict_in_generate and output_scores)."""
     return hf_call(hf_model(hf, dtype).generate, dtype, **batch(), **settings)
 
 
@@ -77,7 +78,7 @@ def label(settings):
 def test_every_output_equals_transformers(settings, checkpoint):
     hf, path = checkpoint
     model = ledref.LEDForConditionalGeneration.from_pretrained(path)
-    theirs = hf_generate(hf, **EVERYTHING, **settings)
+    theirs = hf_generate_as_given(hf, **EVERYTHING, **settings)
     ours = model.generate(**batch(), **EVERYTHING, **settings)
     assert_outputs_equal(ours, theirs)
     # the decoder's attentions are over the running rows: B * num_beams for beams; with the cache, one query
@@ -99,7 +100,7 @@ def test_on_every_backend_and_implementation(settings, checkpoint, backend, impl
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, backend=backend,
                                                                attn_implementation=implementation)
     ours = model.generate(**{k: to_backend(v, backend) for k, v in batch().items()}, **EVERYTHING, **settings)
-    assert_outputs_equal(ours, hf_generate(hf, **EVERYTHING, **settings))
+    assert_outputs_equal(ours, hf_generate_as_given(hf, **EVERYTHING, **settings))
     assert namespace_name(array_namespace(ours.cross_attentions[0][0])) == backend
     assert namespace_name(array_namespace(ours.encoder_attentions[0])) == backend
 
@@ -119,7 +120,7 @@ def test_float64_model(checkpoint):
     hf, path = checkpoint
     model = ledref.LEDForConditionalGeneration.from_pretrained(path, dtype="float64")
     for settings in (GREEDY[0], BEAMS[0]):
-        theirs = hf_generate(hf, "float64", **EVERYTHING, **settings)
+        theirs = hf_generate_as_given(hf, "float64", **EVERYTHING, **settings)
         assert_outputs_equal(model.generate(**batch(), **EVERYTHING, **settings), theirs, dtype="float64")
 
 
@@ -142,7 +143,7 @@ def test_only_what_is_asked_for(checkpoint):
         for flag in ("output_scores", "output_logits", "output_attentions", "output_hidden_states", None):
             flags = {flag: True} if flag else {}
             ours = model.generate(**batch(), return_dict_in_generate=True, **flags, **search)
-            theirs = hf_generate(hf, return_dict_in_generate=True, **flags, **search)
+            theirs = hf_generate_as_given(hf, return_dict_in_generate=True, **flags, **search)
             assert set(ours.keys()) - {"encoder_global_attentions"} == set(theirs.keys()) - {"cache"}, flag
             assert_outputs_equal(ours, theirs)
         plain = model.generate(**batch(), output_scores=True, output_attentions=True, **search)
@@ -163,6 +164,6 @@ def test_encoder_outputs_given(checkpoint):
     bare = model.generate(None, attention_mask=inputs["attention_mask"], encoder_outputs=encoded.last_hidden_state,
                           max_length=7, return_dict_in_generate=True, output_attentions=True)
     assert bare.encoder_attentions is None and len(bare.cross_attentions) == len(ours.cross_attentions)
-    assert_tree_close(bare.cross_attentions, hf_generate(hf, max_length=7, return_dict_in_generate=True,
+    assert_tree_close(bare.cross_attentions, hf_generate_as_given(hf, max_length=7, return_dict_in_generate=True,
                                                   output_attentions=True).cross_attentions,
                       "float32", "cross_attentions")

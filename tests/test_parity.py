@@ -13,9 +13,6 @@ from conftest import assert_close, assert_tree_close, hf_cache, hf_call, hf_mode
 
 pytestmark = pytest.mark.parity
 
-# Each case: config overrides, input length, real lengths per row (right padding), global positions per
-# row (None: no global_attention_mask), decoder length and real decoder lengths.
-
 
 def ledref_call(fn, backend, **arrays):
     return fn(**{k: to_backend(v, backend) if isinstance(v, np.ndarray) else v for k, v in arrays.items()})

@@ -248,7 +248,7 @@ def test_grid_takes_the_computed_layers(encoded):
         viz.plot_grid(attentions, glob, gm, am, layers=[0])
 
 
-def test_layout_explainer_arrows_start_at_their_cells(encoded):
+def test_layout_explainer_arrows_start_at_their_cells():
     """Each arrow goes from a cell of the compact layout (not the panel's edge) to the dense cell that holds
     the same weight: same column colour, both non-zero, same query row."""
     fig = viz.plot_layout_explainer()
