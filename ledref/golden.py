@@ -99,8 +99,9 @@ def config_hash(config):
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def record(model, inputs):
-    """Every intermediate of `model(**inputs)`, by name (see ledref.recorder), as NumPy arrays."""
+def record(model, inputs, only=None):
+    """Every intermediate of `model(**inputs)` (those matching the patterns `only`, see ledref.recorder), by
+    name, as NumPy arrays."""
     from .backend import to_numpy
     from .model import LEDPreTrainedModel
     if not isinstance(model, LEDPreTrainedModel):
@@ -108,7 +109,7 @@ def record(model, inputs):
                          f"...)")
     if not isinstance(inputs, dict) or not set(inputs) <= INPUTS:
         raise InputError(f"inputs={short(inputs)}; expected a dict with keys among {sorted(INPUTS)}")
-    recorder = Recorder()
+    recorder = Recorder(only=only)
     model(**inputs, recorder=recorder)
     return {name: np.asarray(to_numpy(value)) for name, value in recorder.tensors.items()}
 

@@ -24,7 +24,6 @@ layers for each kind of tensor; for kernels, max |a - b| / (|b| + floor) with fl
 
 import argparse
 import copy
-import importlib.util
 import json
 import math
 import os
@@ -42,8 +41,7 @@ import transformers
 
 import ledref
 from ledref import lowp, needle, testing
-from ledref.golden import TINY, case_inputs
-from ledref.recorder import Recorder
+from ledref.golden import TINY, case_inputs, record
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
@@ -96,13 +94,6 @@ def model_error(value, ref):
         error = np.where(value == ref, 0.0, np.abs(value - ref))
     scale = max(1.0, float(np.max(np.abs(ref[np.isfinite(ref)]), initial=0.0)))
     return float(np.max(error, initial=0.0)) / scale
-
-
-def record(model, inputs, only=None):
-    """ledref's intermediates of a forward pass (those matching `only`), as NumPy."""
-    recorder = Recorder(only=only)
-    model(**inputs, recorder=recorder)
-    return {name: ledref.to_numpy(value) for name, value in recorder.tensors.items()}
 
 
 def float32_models():
@@ -209,11 +200,7 @@ def ledref_kernel(dtype):
 
 
 def torch_kernel():
-    spec = importlib.util.spec_from_file_location("torch_kernel", os.path.join(ROOT, "docs", "kernels",
-                                                                                "torch_kernel.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.longformer_attention
+    return testing.load_kernel(os.path.join(ROOT, "docs", "kernels", "torch_kernel.py") + ":longformer_attention")
 
 
 def kernels(n_cases, seed=1):
