@@ -34,9 +34,11 @@ def resolve(name_or_path, revision=None, cache_dir=None, local_files_only=False)
     directory, the error says so.
     """
     path = check_path("name_or_path", name_or_path, InputError)
-    for name, value in (("revision", revision), ("cache_dir", cache_dir)):
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise InputError(f"{name}={short(value)} is a {type(value).__name__}; expected a str or None")
+    if revision is not None and not isinstance(revision, str):
+        raise InputError(f"revision={short(revision)} is a {type(revision).__name__}; expected a str (a branch, tag "
+                         f"or commit) or None")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise InputError(f"cache_dir={short(cache_dir)} is a {type(cache_dir).__name__}; expected a path or None")
     if not isinstance(local_files_only, bool):
         raise InputError(f"local_files_only={short(local_files_only)}; expected True or False")
     if path in EMBEDDED and not os.path.isdir(path):
