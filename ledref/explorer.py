@@ -30,6 +30,7 @@ from .checks import check_bool, check_callable, check_int, check_path, is_int, s
 from .errors import InputError
 from .layout import _layout
 from .tokenizer import SPECIAL_TOKENS
+from .viz import _layer_name, cross_attention_heads
 
 MAX_BYTES = 25_000_000
 MAX_TOKENS = 2 ** 16  # the page holds token indices as 16-bit integers (Uint16Array)
@@ -99,8 +100,6 @@ def allocate(budget, groups):
             left += offer[i] - take
             if give[i] >= need[i]:
                 open_groups.remove(i)
-        if all(give[i] < need[i] for i in open_groups) and left <= 1:
-            break
     return [min(columns, int(give[i] // (rows * 3))) if rows else 0 for i, (rows, columns) in enumerate(groups)]
 
 
@@ -511,13 +510,12 @@ def explore(model, text, out, *, tokenizer=None, global_positions=(0,), layer=-1
     if summarize:
         generated = model.generate(input_ids, encoder_outputs=encoded, return_dict_in_generate=True,
                                    output_attentions=True, step_progress=step_progress, **generation_kwargs)
-        from .viz import cross_attention_heads
         cross = cross_attention_heads(generated, 0, cross_layer)  # [T, H, L]
         written = to_numpy(generated.sequences)[0, 1:1 + cross.shape[0]].tolist()
         summary_tokens = [tokenizer.decode([t]) for t in written]
         summary = tokenizer.decode(written, skip_special_tokens=True)
     tokens = batch.tokens()
-    cross_name = "last layer" if cross_layer == -1 else f"layer {cross_layer}"
+    cross_name = _layer_name(cross_layer)
     page, stats = build_page(text, offsets, tokens, attentions, global_attentions, global_mask,
                              summary_tokens=summary_tokens, cross_attentions=cross,
                              layer_label=f"encoder layer {layer}", cross_label=cross_name, max_bytes=max_bytes,

@@ -96,22 +96,17 @@ def make_document(seed, n_words=None, n_facts=None, n_distractors=None):
     three or more sentences apart. Codes are distinct within a document.
     """
     check_int("seed", seed, InputError)
-    for name, value in (("n_words", n_words), ("n_facts", n_facts), ("n_distractors", n_distractors)):
+    for name, value, low, high in (("n_words", n_words, 1, MAX_WORDS), ("n_facts", n_facts, 1, len(ORDINALS)),
+                                   ("n_distractors", n_distractors, 0, len(ORDINALS) * (len(KINDS) - 1))):
         if value is not None:
-            check_int(name, value, InputError)
+            check_int(name, value, InputError, minimum=low, maximum=high)
     rng = random.Random(seed)
     if n_words is None:
         n_words = rng.randint(*N_WORDS_RANGE)
     if n_facts is None:
         n_facts = rng.randint(*N_FACTS_RANGE)
     if n_distractors is None:
-        n_distractors = rng.randint(*N_DISTRACTORS_RANGE)
-    if not 1 <= n_facts <= len(ORDINALS):
-        raise InputError(f"n_facts={n_facts}; expected 1 to {len(ORDINALS)}")
-    if not 0 <= n_distractors <= len(ORDINALS) * (len(KINDS) - 1):
-        raise InputError(f"n_distractors={n_distractors}; expected 0 to {len(ORDINALS) * (len(KINDS) - 1)}")
-    if not 1 <= n_words <= MAX_WORDS:
-        raise InputError(f"n_words={n_words}; expected 1 to {MAX_WORDS:,}")
+        n_distractors = rng.randint(*N_DISTRACTORS_RANGE)  # the drawn sizes lie inside the checked ranges
 
     kind = rng.choice(KINDS)
     others = [k for k in KINDS if k != kind]
