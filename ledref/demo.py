@@ -88,7 +88,7 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
     if not text.strip():
         raise InputError("the text is empty; expected a document to read")
 
-    batch = tokenizer(text, return_tensors="np")
+    batch = tokenizer(text, return_tensors="np", return_offsets_mapping=True)
     ids, attention_mask = batch["input_ids"], batch["attention_mask"]
     n = ids.shape[1]
     limit = led.config.max_encoder_position_embeddings
@@ -112,7 +112,7 @@ def run(model=DEFAULT_MODEL, text=None, out="ledref-demo", seed=DEFAULT_SEED, sa
 
     cross = viz.cross_attention_map(outputs)  # [answer tokens, document tokens], last layer, mean of heads
     written = [tokenizer.decode([t]) for t in generated[0, 1:]]
-    spans = token_spans(tokenizer, text)
+    spans = batch["offset_mapping"][0].tolist()  # each token's characters, as token_spans gives them
     fact_tokens = tokens_in(spans, facts) if facts else []
     copying = [t for t, piece in enumerate(written) if piece.strip().isdigit()]  # the steps that copy digits
     if fact_tokens:
