@@ -240,10 +240,7 @@ def load_params(path, config, head=None, dtype="float32"):
     shapes = {bare: headers[key][0] for bare, key in names.items()}
     check_config(config, {bare: headers[key] for bare, key in names.items()}, path)
     expected = {**base_shapes(config), **head_shapes(config, head)}
-    other_heads = set()
-    for other in HEADS:
-        if other != head:
-            other_heads |= set(head_shapes(config, other))
+    other_heads = _other_heads(config, head)
 
     source = dict(names)  # the file's tensor each expected key is read from
     if "shared.weight" not in source:  # a checkpoint may hold only a tied copy
@@ -278,6 +275,11 @@ def load_params(path, config, head=None, dtype="float32"):
     return nest({k: params[k] for k in expected})
 
 
+def _other_heads(config, head):
+    """The keys of the heads other than `head`: a checkpoint (or params) may hold them; they are ignored."""
+    return {k for other in HEADS if other != head for k in head_shapes(config, other)}
+
+
 def _mismatch(what, expected, shapes, missing, unexpected, mismatched, untied):
     lines = [f"{what} not match its config:"]
     lines += [f"  missing key {k} (expected shape {expected[k]})" for k in missing]
@@ -290,25 +292,12 @@ def _mismatch(what, expected, shapes, missing, unexpected, mismatched, untied):
 def check_params(params, config, head=None):
     """Nested parameters as `load_params` returns them (or as a caller built them) against the config: the
     same keys and shapes, floating-point arrays. A CheckpointError lists what differs."""
-    flat = {}
-
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}{k}.")
-        elif isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                walk(v, f"{prefix}{i}.")
-        else:
-            flat[prefix[:-1]] = node
-
     if not isinstance(params, dict):
         raise CheckpointError(f"params is a {type(params).__name__}; expected the nested dict of weights that "
                               f"checkpoint.load_params returns")
-    walk(params, "")
     expected = {**base_shapes(config), **head_shapes(config, head)}
-    other_heads = {k for other in HEADS if other != head for k in head_shapes(config, other)}
-    flat = {k: v for k, v in flat.items() if k not in other_heads}  # as the loader: other heads are ignored
+    other_heads = _other_heads(config, head)
+    flat = {k: v for k, v in flatten(params).items() if k not in other_heads}  # as the loader: other heads ignored
     shapes = {k: tuple(getattr(v, "shape", ())) for k, v in flat.items()}
     missing = [k for k in expected if k not in flat]
     unexpected = [k for k in flat if k not in expected]
@@ -403,7 +392,7 @@ def flatten(nested):
     items = nested.items() if isinstance(nested, dict) else enumerate(nested)
     flat = {}
     for key, value in items:
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list, tuple)):
             flat.update({f"{key}.{inner}": v for inner, v in flatten(value).items()})
         else:
             flat[str(key)] = value
