@@ -30,7 +30,8 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names of the dtypes
 def _check_config(config):
     from .config import LEDConfig
     if not isinstance(config, LEDConfig):
-        raise ConfigError(f"config is a {type(config).__name__}; expected an LEDConfig")
+        raise ConfigError(f"config is a {type(config).__name__}; expected an LEDConfig (LEDConfig.from_dict makes "
+                          f"one from a dict)")
 
 
 def _check_head(head):
@@ -292,6 +293,7 @@ def _mismatch(what, expected, shapes, missing, unexpected, mismatched, untied):
 def check_params(params, config, head=None):
     """Nested parameters as `load_params` returns them (or as a caller built them) against the config: the
     same keys and shapes, floating-point arrays. A CheckpointError lists what differs."""
+    _check_config(config)
     if not isinstance(params, dict):
         raise CheckpointError(f"params is a {type(params).__name__}; expected the nested dict of weights that "
                               f"checkpoint.load_params returns")

@@ -18,7 +18,7 @@ from .backend import ArrayLike, input_device, input_namespace, namespace, namesp
 from .checkpoint import check_params, flatten, load_params, save_params, tensor_shapes
 from .checks import check_bool, check_callable, check_choice, check_int, make_directory, short
 from .config import LEDConfig
-from .errors import ConfigError, InputError, LedrefError
+from .errors import InputError, LedrefError
 from .generation import GenerationConfig, generate
 from .hub import resolve
 from .outputs import (
@@ -178,10 +178,7 @@ class LEDPreTrainedModel:
     def __init__(self, config, params, dtype="float32", attn_implementation="band", backend=None):
         dtype = dtype_name(dtype)
         _check_options(dtype, attn_implementation, backend)
-        if not isinstance(config, LEDConfig):
-            raise ConfigError(f"config is a {type(config).__name__}; expected an LEDConfig (LEDConfig.from_dict makes "
-                              f"one from a dict)")
-        check_params(params, config, self.head)
+        check_params(params, config, self.head)  # the config first (checkpoint._check_config), then the weights
         self.config, self.dtype, self.attn_implementation = config, dtype, attn_implementation
         self.default_xp = lowp.namespace(dtype) if dtype in lowp.LOW_DTYPES else namespace(backend or "numpy")
         self._params = {}
