@@ -234,7 +234,7 @@ def load_params(path, config, head=None, dtype="float32"):
     headers = read_headers(weight_files(path))
     names = {}  # key without the `led.` prefix -> name in the file
     for key in headers:
-        bare = _strip_prefix(key)
+        bare = strip_prefix(key)
         if bare in names:
             raise CheckpointError(f"checkpoint {path} holds both {names[bare]} and {key}; expected one of them")
         names[bare] = key
@@ -367,7 +367,8 @@ def save_params(path, params, head=None):
               os.path.join(path, SAFETENSORS), metadata={"format": "pt"})
 
 
-def _strip_prefix(key):
+def strip_prefix(key):
+    """A tensor name without the `led.` prefix a model with a head stores its encoder-decoder under."""
     return key[len("led."):] if key.startswith("led.") else key
 
 

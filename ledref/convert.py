@@ -5,7 +5,7 @@ import re
 import shutil
 import warnings
 
-from .checkpoint import TIED_COPIES, shard_names
+from .checkpoint import TIED_COPIES, shard_names, strip_prefix
 from .checks import check_path, reason
 from .errors import CheckpointError, CheckpointNotFoundError, InputError, LedrefError
 
@@ -80,7 +80,7 @@ def convert(src, dst):
     shared = next((state[k] for k in ("led.shared.weight", "shared.weight") if k in state), None)
     tensors = {}
     for key, value in state.items():
-        bare = key[len("led."):] if key.startswith("led.") else key
+        bare = strip_prefix(key)
         if (bare in TIED_COPIES and shared is not None and value.shape == shared.shape
                 and value.dtype == shared.dtype and torch.equal(value, shared)):
             continue
