@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from . import testing
-from .checks import check_int, inside, is_bool, is_int, make_directory, read_json, short
+from .checks import check_int, check_path, inside, is_bool, is_int, make_directory, read_json, short
 from .compare import read_safetensors
 from .testing import Case, CaseResult, ConformanceError, ConformanceReport
 
@@ -101,6 +101,7 @@ def _entry(case, path):
 
 def read_manifest(directory):
     """manifest.json of a dumped directory, checked: its format, and each case entry (see case_of)."""
+    directory = check_path("directory", directory, ConformanceError)
     path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(path):
         raise ConformanceError(f"{path}: cannot read the manifest (no such file); write one with "
@@ -168,6 +169,7 @@ def check(directory, rtol=None, atol=None):
     """Compare outputs/ with the float64 reference of inputs/, case by case -> ConformanceReport (the
     report of ledref.testing, with the dump's dtype and its default tolerances unless rtol, atol)."""
     import ml_dtypes  # noqa: F401  (safetensors reads BF16 through it)
+    directory = check_path("directory", directory, ConformanceError)
     manifest = read_manifest(directory)
     dtype = manifest.get("dtype", "float64")
     tolerances = testing.tolerances_for(dtype, rtol, atol)

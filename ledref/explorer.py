@@ -33,8 +33,10 @@ from .tokenizer import SPECIAL_TOKENS
 from .viz import _layer_name, cross_attention_heads
 
 MAX_BYTES = 25_000_000
-MAX_TOKENS = 2 ** 16  # the page holds token indices as 16-bit integers (Uint16Array)
 """The default size limit of a page, in bytes."""
+
+MAX_TOKENS = 2 ** 16
+"""The longest document a page holds: its token indices are 16-bit integers (Uint16Array)."""
 
 SHARES = (0.7, 0.15, 0.15)  # of the data budget: local rows, global rows, cross-attention rows (leftovers move on)
 

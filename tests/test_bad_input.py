@@ -796,6 +796,8 @@ ORACLE = [
      r"tensor q is \(2, 2, 37, 8\); expected shape \(2, 2, 36, 8\) as the manifest says"),
     ("files_manifest_missing", lambda c: check_files(c.fresh("no_manifest")), ConformanceError,
      r"manifest\.json: cannot read the manifest \(no such file\)"),
+    ("files_check_a_number", lambda c: check_files(5), ConformanceError,
+     r"directory=5 is a int; expected a path"),
     ("files_dump_examples_negative", lambda c: dump_files(c.fresh("dump"), examples=-2), ConformanceError,
      r"examples=-2; expected an int >= 0"),
     ("files_dump_case_name_leads_out", lambda c: dump_files(c.fresh("dump"), cases=[
